@@ -1,0 +1,4 @@
+//! Numerics: deterministic kernels and the solver families. Knows nothing of chains.
+//!
+//! Must not do I/O, read the clock, or use OS randomness: data comes in as values.
+pub mod det;
