@@ -2,6 +2,7 @@
 //!
 //! Must not do I/O, read the clock, or use OS randomness: data comes in as values.
 pub mod copyright;
+pub mod data;
 pub mod det;
 pub mod nmr;
 pub mod problem;

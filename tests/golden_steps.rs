@@ -1,0 +1,61 @@
+//! Golden hashes of each kind's seeded mining step (DESIGN.md §4): consensus vectors.
+//!
+//! The same file must pass in debug, release and `-C target-cpu=native` builds
+//! (`scripts/golden.sh` runs all three).
+
+mod common;
+
+use gradientcoin::compute::copyright::{Copyright, CopyrightVariant};
+use gradientcoin::compute::det::bits_hash;
+use gradientcoin::compute::nmr::Phi;
+use gradientcoin::compute::problem::{Certificate, Problem};
+use gradientcoin::compute::softmax::{uniform_reg, SoftmaxOptions, SoftmaxProblem, Synthetic};
+use std::collections::BTreeMap;
+
+fn cert_bits(c: &Certificate) -> Vec<f64> {
+    let mut v = vec![c.score, c.loss, c.grad_norm];
+    v.extend(c.figures.iter().map(|f| f.value));
+    v
+}
+
+fn cases() -> Vec<(String, SoftmaxProblem)> {
+    let mut out = Vec::new();
+    for (name, phi) in [("softmax", Phi::Softmax), ("resnet_softmax", Phi::ResnetSoftmax), ("linear_elu", Phi::EluPlusOne)] {
+        for (n, d) in [(300, 8), (2000, 32)] {
+            let syn = Synthetic { n, d, seed: 1, scale: 0.5 };
+            let (a, b, _) = syn.generate(phi).expect("synthetic data");
+            let opts = SoftmaxOptions { w2: Some(uniform_reg(1e-8, n)), ..Default::default() };
+            out.push((format!("{name}/n{n}_d{d}"), SoftmaxProblem::new(phi, a, b, opts).expect("valid task")));
+        }
+    }
+    for (vname, variant) in [
+        ("all", CopyrightVariant::All),
+        ("unprotected", CopyrightVariant::UnprotectedOnly),
+        ("per_block", CopyrightVariant::PerBlock),
+    ] {
+        for (name, phi) in [("softmax", Phi::Softmax), ("resnet_softmax", Phi::ResnetSoftmax)] {
+            let syn = Synthetic { n: 400, d: 12, seed: 2, scale: 1.0 };
+            let (a, b, _) = syn.generate(phi).expect("synthetic data");
+            let cr = Copyright { rows: syn.protected_rows(40), gamma: 1e-9, variant };
+            let opts = SoftmaxOptions { w2: Some(uniform_reg(1e-4, 400)), mask: None, copyright: Some(cr) };
+            out.push((format!("{name}+copyright_{vname}/n400_d12"), SoftmaxProblem::new(phi, a, b, opts).expect("valid task")));
+        }
+    }
+    out
+}
+
+#[test]
+fn golden_step_hashes_of_every_kind() {
+    let mut computed = BTreeMap::new();
+    for (name, p) in cases() {
+        let x0 = p.init();
+        let x1 = p.step(&x0, &[1u8; 32]).expect("step from init");
+        let x2 = p.step(&x1, &[2u8; 32]).expect("second step");
+        computed.insert(format!("{name}/cost_wu"), p.cost().to_string());
+        computed.insert(format!("{name}/step1_params"), x1.hash().to_string());
+        computed.insert(format!("{name}/step2_params"), x2.hash().to_string());
+        let cert = p.certify(&x2).expect("certificate");
+        computed.insert(format!("{name}/step2_certificate"), bits_hash(&cert_bits(&cert)).to_string());
+    }
+    common::vectors::check("steps", &computed);
+}
