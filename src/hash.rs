@@ -8,7 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A 32-byte hash, shown and parsed as 64 lower-case hex digits (byte order as stored).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
 pub struct Hash256(pub [u8; 32]);
 
 impl Hash256 {
@@ -80,6 +80,79 @@ pub fn sha256d_parts(parts: &[&[u8]]) -> Hash256 {
     sha256(&sha256_parts(parts).0)
 }
 
+/// Bitcoin's merkle root over `leaves` (txids): pairs hashed with `H(left || right)`, the
+/// last node duplicated on odd levels; the root of one leaf is the leaf, of none
+/// [`Hash256::ZERO`].
+///
+/// # Consensus
+/// Duplicating the last node makes `[a, b, c]` and `[a, b, c, c]` share a root
+/// (CVE-2012-2459): callers must reject a transaction list with a repeated txid.
+pub fn merkle_root(leaves: &[Hash256]) -> Hash256 {
+    if leaves.is_empty() {
+        return Hash256::ZERO;
+    }
+    let mut level = leaves.to_vec();
+    while level.len() > 1 {
+        level = next_level(&level);
+    }
+    level[0]
+}
+
+fn next_level(level: &[Hash256]) -> Vec<Hash256> {
+    level
+        .chunks(2)
+        .map(|pair| {
+            let right = pair.get(1).unwrap_or(&pair[0]);
+            sha256d_parts(&[&pair[0].0, &right.0])
+        })
+        .collect()
+}
+
+/// A merkle inclusion proof (SPV): the sibling hashes from the leaf up to the root.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MerkleBranch {
+    /// Position of the leaf.
+    pub index: u32,
+    /// Sibling at each level, leaf level first.
+    pub siblings: Vec<Hash256>,
+}
+
+/// The branch proving `leaves[index]` is in [`merkle_root`]`(leaves)`; `None` if `index` is
+/// out of range.
+pub fn merkle_branch(leaves: &[Hash256], index: usize) -> Option<MerkleBranch> {
+    if index >= leaves.len() {
+        return None;
+    }
+    let mut siblings = Vec::new();
+    let mut level = leaves.to_vec();
+    let mut i = index;
+    while level.len() > 1 {
+        let sib = if i % 2 == 0 { *level.get(i + 1).unwrap_or(&level[i]) } else { level[i - 1] };
+        siblings.push(sib);
+        level = next_level(&level);
+        i /= 2;
+    }
+    Some(MerkleBranch { index: index as u32, siblings })
+}
+
+impl MerkleBranch {
+    /// The root this branch gives for `leaf`.
+    pub fn root_for(&self, leaf: Hash256) -> Hash256 {
+        let mut h = leaf;
+        let mut i = self.index;
+        for sib in &self.siblings {
+            h = if i % 2 == 0 { sha256d_parts(&[&h.0, &sib.0]) } else { sha256d_parts(&[&sib.0, &h.0]) };
+            i /= 2;
+        }
+        h
+    }
+
+    /// True when `leaf` is proven to be in the tree with `root`.
+    pub fn verify(&self, leaf: Hash256, root: Hash256) -> bool {
+        self.root_for(leaf) == root
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,5 +178,36 @@ mod tests {
         assert_eq!(h.to_string().parse::<Hash256>().unwrap(), h);
         assert_eq!("ab".parse::<Hash256>(), Err(ParseHashError::Length(2)));
         assert!(matches!("zz".repeat(32).parse::<Hash256>(), Err(ParseHashError::Hex(_))));
+    }
+
+    fn leaves(n: usize) -> Vec<Hash256> {
+        (0..n).map(|i| sha256d(&(i as u64).to_le_bytes())).collect()
+    }
+
+    #[test]
+    fn merkle_root_matches_bitcoin_rules() {
+        let l = leaves(3);
+        assert_eq!(merkle_root(&[]), Hash256::ZERO);
+        assert_eq!(merkle_root(&l[..1]), l[0]);
+        let ab = sha256d_parts(&[&l[0].0, &l[1].0]);
+        let cc = sha256d_parts(&[&l[2].0, &l[2].0]);
+        assert_eq!(merkle_root(&l), sha256d_parts(&[&ab.0, &cc.0]));
+        // CVE-2012-2459: the duplicated list has the same root; callers reject duplicates.
+        let dup = [l[0], l[1], l[2], l[2]];
+        assert_eq!(merkle_root(&dup), merkle_root(&l));
+    }
+
+    #[test]
+    fn every_branch_verifies_and_a_wrong_leaf_does_not() {
+        for n in 1..=17 {
+            let l = leaves(n);
+            let root = merkle_root(&l);
+            for i in 0..n {
+                let b = merkle_branch(&l, i).unwrap();
+                assert!(b.verify(l[i], root), "n={n} i={i}");
+                assert!(!b.verify(sha256d(b"other"), root));
+            }
+            assert!(merkle_branch(&l, n).is_none());
+        }
     }
 }

@@ -10,5 +10,8 @@
 //! `compute`, `pouw` and `chain` are pure: no tokio, sled, libp2p, wall clock or OS
 //! randomness. Nothing imports upward.
 
+pub mod chain;
 pub mod compute;
 pub mod hash;
+pub mod pouw;
+pub mod store;

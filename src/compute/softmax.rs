@@ -323,34 +323,68 @@ impl SoftmaxProblem {
     /// Flops of one [`Problem::step`] by formula (the basis of [`Problem::cost`]); a test
     /// checks it against the kernels' own count.
     pub fn step_flops(&self) -> u64 {
-        let (n, d) = (self.n() as u64, self.a.cols() as u64);
-        let rows = if self.has_reg { 2 * n } else { n };
-        let s = (SKETCH_ROWS_PER_DIM as u64 * d).min(rows);
-        let k = SAMPLE_BETA as u64 * d;
-        let phi = self.phi.eval_flops(1);
-        let cr = self.copyright.as_ref();
-        let n1 = cr.map_or(0, |c| c.spec.rows.len() as u64);
-        // One objective value: gemv, φ, term, regulariser, and the ℓ₁ term.
-        let term = |m: u64| 8 * m;
-        let prot_eval = match cr.map(|c| c.spec.variant) {
-            None => 0,
-            Some(CopyrightVariant::PerBlock) => n1 * phi + term(n1),
-            Some(_) => term(n),
-        };
-        let value = 2 * n * d + n * phi + term(n) + 3 * n + prot_eval;
-        let grad = 4 * n + 2 * n + 2 * n * d
-            + cr.map_or(0, |c| {
-                let m = if c.spec.variant == CopyrightVariant::PerBlock { n1 } else { n };
-                4 * m + 2 * n + 2 * n * d
-            });
-        let gn = 2 * n * d + 4 * n * d + if self.has_reg { n * d + n } else { 0 };
-        let sketch = 2 * rows * d + rows + s * d * (d + 1) + s * d + d * d * d / 3;
-        let leverage = rows * d * d + 2 * rows * d + rows;
-        let sample = k * (2 + 64 - rows.leading_zeros() as u64) + k * d + k * d * (d + 1) + k * d;
-        let solve = d * d * d / 3 + 2 * d * d + 2 * d + if cr.is_some() { 2 * d * d } else { 0 };
-        let search = LINE_SEARCH_CANDIDATES as u64 * (2 * d + value);
-        3 * d + value + grad + gn + sketch + leverage + sample + solve + search
+        step_flops(&self.shape())
     }
+
+    /// What the cost of a step depends on.
+    pub fn shape(&self) -> StepShape {
+        StepShape {
+            n: self.n(),
+            d: self.a.cols(),
+            phi: self.phi,
+            has_reg: self.has_reg,
+            copyright: self.copyright.as_ref().map(|c| (c.spec.variant, c.spec.rows.len())),
+        }
+    }
+}
+
+/// Everything the cost of a step depends on: known from a task spec before any data is
+/// built, so admission can refuse an over-priced task cheaply.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepShape {
+    /// Data rows.
+    pub n: usize,
+    /// Parameters.
+    pub d: usize,
+    /// The map φ.
+    pub phi: Phi,
+    /// Whether any row has a non-zero regulariser weight.
+    pub has_reg: bool,
+    /// The copyright variant and the number of protected rows, if the option is on.
+    pub copyright: Option<(CopyrightVariant, usize)>,
+}
+
+/// Flops of one step of a task of this shape, by formula (leading terms of every kernel
+/// and elementwise pass the step performs; exps count [`nmr::EXP_FLOPS`]).
+pub fn step_flops(shape: &StepShape) -> u64 {
+    let (n, d) = (shape.n as u64, shape.d as u64);
+    let has_reg = shape.has_reg;
+    let rows = if has_reg { 2 * n } else { n };
+    let s = (SKETCH_ROWS_PER_DIM as u64 * d).min(rows);
+    let k = SAMPLE_BETA as u64 * d;
+    let phi = shape.phi.eval_flops(1);
+    let cr = shape.copyright;
+    let n1 = cr.map_or(0, |c| c.1 as u64);
+    // One objective value: gemv, φ, term, regulariser, and the ℓ₁ term.
+    let term = |m: u64| 8 * m;
+    let prot_eval = match cr.map(|c| c.0) {
+        None => 0,
+        Some(CopyrightVariant::PerBlock) => n1 * phi + term(n1),
+        Some(_) => term(n),
+    };
+    let value = 2 * n * d + n * phi + term(n) + 3 * n + prot_eval;
+    let grad = 4 * n + 2 * n + 2 * n * d
+        + cr.map_or(0, |c| {
+            let m = if c.0 == CopyrightVariant::PerBlock { n1 } else { n };
+            4 * m + 2 * n + 2 * n * d
+        });
+    let gn = 2 * n * d + 4 * n * d + if has_reg { n * d + n } else { 0 };
+    let sketch = 2 * rows * d + rows + s * d * (d + 1) + s * d + d * d * d / 3;
+    let leverage = rows * d * d + 2 * rows * d + rows;
+    let sample = k * (2 + 64 - rows.leading_zeros() as u64) + k * d + k * d * (d + 1) + k * d;
+    let solve = d * d * d / 3 + 2 * d * d + 2 * d + if cr.is_some() { 2 * d * d } else { 0 };
+    let search = LINE_SEARCH_CANDIDATES as u64 * (2 * d + value);
+    3 * d + value + grad + gn + sketch + leverage + sample + solve + search
 }
 
 /// `out[rows[k]] = v[k]`, zeros elsewhere.
