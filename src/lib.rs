@@ -13,5 +13,6 @@
 pub mod chain;
 pub mod compute;
 pub mod hash;
+pub mod miner;
 pub mod pouw;
 pub mod store;

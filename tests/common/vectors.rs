@@ -1,4 +1,6 @@
 //! Golden vector files: `tests/vectors/<name>.json`, a flat JSON object `{ case: value }`.
+
+#![allow(dead_code)]
 //!
 //! A test computes every case and calls [`check`]. With `GC_BLESS_VECTORS=1` the file is
 //! rewritten from the computed values instead (a deliberate consensus change: review the
