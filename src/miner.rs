@@ -7,10 +7,11 @@
 use crate::chain::address::Address;
 use crate::chain::amount::{subsidy, Amount, AmountError};
 use crate::chain::block::{Block, Header, WorkClaim, WorkWitness};
-use crate::chain::state::StateError;
+use crate::chain::params::ChainParams;
+use crate::chain::state::{State, StateError};
 use crate::chain::target::{target_from_bits, U256};
 use crate::chain::tx::{Transaction, TxOut};
-use crate::chain::validate::{effective_target, required_bits};
+use crate::chain::validate::{effective_target, required_bits, ParentContext};
 use crate::compute::problem::{Params, Problem};
 use crate::hash::{merkle_root, Hash256};
 use crate::store::ChainStore;
@@ -51,12 +52,15 @@ pub struct Template {
     pub height: u64,
 }
 
-/// The fee a transaction pays at the tip's state (inputs − outputs − bounty).
-pub fn fee(chain: &ChainStore, tx: &Transaction) -> Result<Amount, MineError> {
+/// The fee a transaction pays at `state` (inputs − outputs − bounty; zero for a reclaim).
+pub fn fee(state: &State, tx: &Transaction) -> Result<Amount, MineError> {
+    if matches!(tx, Transaction::ReclaimTask { .. }) {
+        return Ok(Amount::ZERO);
+    }
     let txid = tx.txid();
     let mut inputs = Amount::ZERO;
     for i in tx.inputs() {
-        let e = chain.state().utxo(&i.prevout).ok_or_else(|| MineError::BadTx {
+        let e = state.utxo(&i.prevout).ok_or_else(|| MineError::BadTx {
             txid,
             reason: format!("input {}:{} is unknown or spent", i.prevout.txid, i.prevout.vout),
         })?;
@@ -66,15 +70,24 @@ pub fn fee(chain: &ChainStore, tx: &Transaction) -> Result<Amount, MineError> {
     if let Transaction::SubmitTask { bounty, .. } = tx {
         out = out.checked_add(*bounty)?;
     }
-    if matches!(tx, Transaction::ReclaimTask { .. }) {
-        return Ok(Amount::ZERO);
-    }
     inputs.checked_sub(out).map_err(|_| MineError::BadTx { txid, reason: "outputs exceed inputs".into() })
 }
 
-/// Builds a template on the current tip: stepping `task` (the public task when `None`)
-/// from its best parameters, paying subsidy + fees (+ `bounty_claim`) to `payee`, at
-/// `time` (raised to the median time past + 1 if needed).
+/// What a block template is built from.
+pub struct TemplateRequest {
+    /// Who the coinbase pays.
+    pub payee: Address,
+    /// Proposed header time (raised to the median time past + 1 if needed).
+    pub time: u64,
+    /// Transactions after the coinbase.
+    pub txs: Vec<Transaction>,
+    /// The task to step (the public task when `None`).
+    pub task: Option<Hash256>,
+    /// Bounty the coinbase claims, on the bet that this block's own step solves the task.
+    pub bounty_claim: Amount,
+}
+
+/// Builds a template on the current tip of `chain`.
 pub fn template(
     chain: &mut ChainStore,
     payee: Address,
@@ -86,29 +99,44 @@ pub fn template(
     let params = chain.params().clone();
     let tip = chain.tip();
     let ctx = chain.index().parent_context(&tip).expect("the tip is indexed");
+    let req = TemplateRequest { payee, time, txs, task, bounty_claim };
+    template_on(&params, tip, &ctx, chain.state_mut(), req)
+}
+
+/// Builds a template on `parent` (whose context is `ctx` and state is `state`): stepping
+/// the task from its best parameters, paying subsidy + fees (+ the bounty claim).
+pub fn template_on(
+    params: &ChainParams,
+    parent: Hash256,
+    ctx: &ParentContext,
+    state: &mut State,
+    req: TemplateRequest,
+) -> Result<Template, MineError> {
     let height = ctx.height + 1;
-    let bits = required_bits(&ctx, &params);
-    let time = time.max(ctx.median_time_past + 1);
-    let task_id = task.unwrap_or(params.public_task_id);
-    let t = chain.state().task(&task_id).ok_or(StateError::UnknownTask(task_id))?;
+    let bits = required_bits(ctx, params);
+    let time = req.time.max(ctx.median_time_past + 1);
+    let task_id = req.task.unwrap_or(params.public_task_id);
+    let t = state.task(&task_id).ok_or(StateError::UnknownTask(task_id))?;
     if !t.is_open_at(height) {
         return Err(StateError::TaskExpired { task: task_id, expired_at: t.expires_at_height }.into());
     }
     let input = Params(t.best_params.clone());
-    let problem = chain.state_mut().problem(&task_id)?;
+    let problem = state.problem(&task_id)?;
     let mut fees = Amount::ZERO;
-    for tx in &txs {
-        fees = fees.checked_add(fee(chain, tx)?)?;
+    for tx in &req.txs {
+        fees = fees.checked_add(fee(state, tx)?)?;
     }
-    let reward = subsidy(height, params.initial_subsidy, params.halving_interval).checked_add(fees)?.checked_add(bounty_claim)?;
-    let coinbase = Transaction::Coinbase { height, outputs: vec![TxOut { value: reward, address: payee }] };
+    let reward = subsidy(height, params.initial_subsidy, params.halving_interval)
+        .checked_add(fees)?
+        .checked_add(req.bounty_claim)?;
+    let coinbase = Transaction::Coinbase { height, outputs: vec![TxOut { value: reward, address: req.payee }] };
     let mut all = vec![coinbase];
-    all.extend(txs);
+    all.extend(req.txs);
     let txids: Vec<Hash256> = all.iter().map(Transaction::txid).collect();
     let target = target_from_bits(bits).expect("required bits are valid");
     let header = Header {
         version: 1,
-        prev: tip,
+        prev: parent,
         merkle_root: merkle_root(&txids),
         time,
         bits,

@@ -1,10 +1,10 @@
 //! Golden vector files: `tests/vectors/<name>.json`, a flat JSON object `{ case: value }`.
-
-#![allow(dead_code)]
 //!
 //! A test computes every case and calls [`check`]. With `GC_BLESS_VECTORS=1` the file is
 //! rewritten from the computed values instead (a deliberate consensus change: review the
 //! diff); otherwise every case must match, and cases missing on either side fail.
+
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
