@@ -11,6 +11,7 @@
 //! randomness. Nothing imports upward.
 
 pub mod chain;
+pub mod cli;
 pub mod compute;
 pub mod hash;
 pub mod miner;

@@ -4,26 +4,207 @@
 //! # Consensus
 //! Each output element is one fused multiply-add chain over the reduction index in
 //! increasing order (see the module docs of `det`). The exact formula of every kernel is
-//! in its doc comment; any faster implementation must give the same bits.
+//! in its doc comment; any faster implementation must give the same bits. [`reference`](mod@reference)
+//! holds the naive loops that define them; the tests compare every [`Path`] against it.
+//!
+//! # Implementation
+//! The hot kernels have one generic `#[inline(always)]` body each, compiled several times
+//! (one per [`Path`]): for the build target, inside `#[target_feature(enable = "avx2,fma")]`
+//! and inside `#[target_feature(enable = "avx512f,avx2,fma")]` wrappers, and with a
+//! software FMA for tests. Without the `fma` target feature `f64::mul_add` is an
+//! out-of-line call (about 45x slower), so the wrappers are what make the kernels fast;
+//! they never change a bit, because the chains are the same and FMA is correctly rounded.
+//!
+//! * [`gemm()`]: GotoBLAS/BLIS loop nest with 64-byte-aligned packed panels and a
+//!   register-blocked micro-kernel (AVX2 6x8 with KC 256, AVX-512 6x32 with KC 512,
+//!   portable 4x8). When K is split into KC blocks the micro-kernel reloads its
+//!   accumulators from C, so each chain simply continues; partial sums are never added.
+//! * [`syrk`]: the same machinery on `Aᵀ (diag(w) A)`, weights applied while packing, only
+//!   the tiles touching the upper triangle computed, then mirrored.
+//! * [`gemv`]: row-major views run 8 rows as independent chains; transposed views
+//!   (contiguous columns) run axpy-style over 32 (AVX2) or 64 (AVX-512) outputs at once.
+//! * [`trsm_rows`]: many independent rows, so a block of rows is transposed into a buffer and
+//!   solved with the rows across SIMD lanes; each row's chain is unchanged.
+//! * [`dot`] is one serial chain by contract; its wrapper only makes the FMA inline.
+//!   [`axpy`] vectorises across elements.
+//!
+//! The only `unsafe` is calling a `#[target_feature]` wrapper after [`Path::checked`] has
+//! confirmed the CPU features with `is_x86_feature_detected!`.
 
 use super::{count_flops, Mat, MatRef};
+use std::fmt;
+use std::sync::OnceLock;
+
+/// Repeats `$body` with `$i` bound to `0, 1, ..., 7`, skipping indices `>= $n`.
+///
+/// `$n` is a const generic, so the untaken branches fold away. Unrolling the rows of a
+/// register tile by hand leaves LLVM only the contiguous column loop to vectorise; with a
+/// plain `for i in 0..MR` loop it vectorised the rows instead, with gathers and spills
+/// (30-40x slower).
+macro_rules! unroll_rows {
+    ($n:expr, |$i:ident| $body:block) => {{
+        unroll_rows!(@one $n, $i, 0, $body);
+        unroll_rows!(@one $n, $i, 1, $body);
+        unroll_rows!(@one $n, $i, 2, $body);
+        unroll_rows!(@one $n, $i, 3, $body);
+        unroll_rows!(@one $n, $i, 4, $body);
+        unroll_rows!(@one $n, $i, 5, $body);
+        unroll_rows!(@one $n, $i, 6, $body);
+        unroll_rows!(@one $n, $i, 7, $body);
+    }};
+    (@one $n:expr, $i:ident, $v:literal, $body:block) => {
+        if $v < $n {
+            let $i: usize = $v;
+            $body
+        }
+    };
+}
+
+mod gemm;
+mod level2;
+mod mac;
+pub mod reference;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+#[cfg(test)]
+mod tests;
+
+use gemm::GemmJob;
+
+/// Which compilation of the kernels runs. Every path gives the same bits; they differ only
+/// in speed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Path {
+    /// `f64::mul_add` compiled for the build target. On the default x86_64 target every
+    /// FMA is an out-of-line call (slow but exact); on targets with FMA it is inline.
+    Portable,
+    /// AVX2 + FMA (x86_64 only): gemm 6x8 micro-kernel with KC 256, SIMD gemv/axpy/trsm.
+    Avx2Fma,
+    /// AVX-512F (+ AVX2, FMA; x86_64 only): gemm 6x32 micro-kernel with KC 512.
+    Avx512,
+    /// Pure software FMA (integer arithmetic, no FMA instruction) on the portable blocking:
+    /// what a CPU without FMA computes. Hundreds of times slower; for tests only.
+    SoftFma,
+}
+
+/// CPU features found at run time, looked up once.
+#[derive(Clone, Copy, Debug)]
+struct Features {
+    avx2_fma: bool,
+    avx512: bool,
+}
+
+fn features() -> Features {
+    static FEATURES: OnceLock<Features> = OnceLock::new();
+    *FEATURES.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let avx2_fma = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+            let avx512 = avx2_fma && is_x86_feature_detected!("avx512f");
+            Features { avx2_fma, avx512 }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            Features { avx2_fma: false, avx512: false }
+        }
+    })
+}
+
+impl Path {
+    /// The fastest path this CPU supports (looked up once, then cached).
+    pub fn detect() -> Path {
+        let f = features();
+        if f.avx512 {
+            Path::Avx512
+        } else if f.avx2_fma {
+            Path::Avx2Fma
+        } else {
+            Path::Portable
+        }
+    }
+
+    /// Every hardware path this CPU supports, slowest first: `Portable`, then `Avx2Fma` and
+    /// `Avx512` when present. [`Path::SoftFma`] is always usable but not listed.
+    pub fn available() -> Vec<Path> {
+        [Path::Portable, Path::Avx2Fma, Path::Avx512]
+            .into_iter()
+            .filter(|p| p.is_available())
+            .collect()
+    }
+
+    /// True when this CPU can run the path.
+    pub fn is_available(self) -> bool {
+        let f = features();
+        match self {
+            Path::Portable | Path::SoftFma => true,
+            Path::Avx2Fma => f.avx2_fma,
+            Path::Avx512 => f.avx512,
+        }
+    }
+
+    /// A short name: `portable`, `avx2+fma`, `avx512`, `soft-fma`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Path::Portable => "portable",
+            Path::Avx2Fma => "avx2+fma",
+            Path::Avx512 => "avx512",
+            Path::SoftFma => "soft-fma",
+        }
+    }
+
+    /// `self`, after checking that the CPU supports it. The dispatchers call the
+    /// `#[target_feature]` wrappers only for a path returned by this function.
+    ///
+    /// # Panics
+    /// If the CPU lacks the path's features (asking for them is a caller bug; use
+    /// [`Path::available`]).
+    pub fn checked(self) -> Path {
+        assert!(self.is_available(), "kernel path {} is not available on this CPU", self.name());
+        self
+    }
+}
+
+impl fmt::Display for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// `Σ x_i y_i` as one fused chain from `+0.0`, `i` ascending.
 ///
 /// # Panics
 /// If the lengths differ (a caller bug: shapes are checked at the API boundary).
 pub fn dot(x: &[f64], y: &[f64]) -> f64 {
+    dot_with(Path::detect(), x, y)
+}
+
+/// [`dot`] on a chosen [`Path`].
+///
+/// # Panics
+/// If the lengths differ, or the path is not available.
+pub fn dot_with(path: Path, x: &[f64], y: &[f64]) -> f64 {
     assert_eq!(x.len(), y.len(), "dot of different lengths");
     count_flops(2 * x.len() as u64);
-    let mut acc = 0.0f64;
-    for (a, b) in x.iter().zip(y) {
-        acc = a.mul_add(*b, acc);
+    match path.checked() {
+        Path::Portable => level2::dot_body::<mac::Fused>(x, y),
+        Path::SoftFma => level2::dot_body::<mac::Soft>(x, y),
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2Fma | Path::Avx512 => {
+            // SAFETY: `checked` returned one of these paths, so is_x86_feature_detected!
+            // found avx2 and fma, the only features `dot_avx2` enables.
+            #[allow(unsafe_code)]
+            let r = unsafe { x86::dot_avx2(x, y) };
+            r
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Path::Avx2Fma | Path::Avx512 => unreachable!("checked() admits no x86 path here"),
     }
-    acc
 }
 
 /// `Σ x_i`, left to right from `+0.0` (plain adds).
 pub fn sum(x: &[f64]) -> f64 {
+    // A chain of plain adds: SSE2 is enough and nothing here can be reordered.
     count_flops(x.len() as u64);
     let mut acc = 0.0f64;
     for a in x {
@@ -42,15 +223,45 @@ pub fn nrm2(x: &[f64]) -> f64 {
 /// # Panics
 /// If the lengths differ.
 pub fn axpy(a: f64, x: &[f64], y: &mut [f64]) {
+    axpy_with(Path::detect(), a, x, y)
+}
+
+/// [`axpy`] on a chosen [`Path`].
+///
+/// # Panics
+/// If the lengths differ, or the path is not available.
+pub fn axpy_with(path: Path, a: f64, x: &[f64], y: &mut [f64]) {
     assert_eq!(x.len(), y.len(), "axpy of different lengths");
     count_flops(2 * x.len() as u64);
-    for (yi, xi) in y.iter_mut().zip(x) {
-        *yi = a.mul_add(*xi, *yi);
+    match path.checked() {
+        Path::Portable => level2::axpy_body::<mac::Fused>(a, x, y),
+        Path::SoftFma => level2::axpy_body::<mac::Soft>(a, x, y),
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2Fma => {
+            // SAFETY: `checked` returned Avx2Fma, so is_x86_feature_detected! found avx2
+            // and fma, the features `axpy_avx2` enables.
+            #[allow(unsafe_code)]
+            unsafe {
+                x86::axpy_avx2(a, x, y)
+            };
+        }
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512 => {
+            // SAFETY: `checked` returned Avx512, so is_x86_feature_detected! found avx512f,
+            // avx2 and fma, the features `axpy_avx512` enables.
+            #[allow(unsafe_code)]
+            unsafe {
+                x86::axpy_avx512(a, x, y)
+            };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Path::Avx2Fma | Path::Avx512 => unreachable!("checked() admits no x86 path here"),
     }
 }
 
 /// `x_i = a * x_i`.
 pub fn scal(a: f64, x: &mut [f64]) {
+    // Plain products, one rounding each: the baseline target vectorises this already.
     count_flops(x.len() as u64);
     for xi in x.iter_mut() {
         *xi *= a;
@@ -63,15 +274,40 @@ pub fn scal(a: f64, x: &mut [f64]) {
 /// # Panics
 /// On shape mismatch.
 pub fn gemv(a: MatRef<'_>, x: &[f64], y: &mut [f64], accumulate: bool) {
+    gemv_with(Path::detect(), a, x, y, accumulate)
+}
+
+/// [`gemv`] on a chosen [`Path`].
+///
+/// # Panics
+/// On shape mismatch, or if the path is not available.
+pub fn gemv_with(path: Path, a: MatRef<'_>, x: &[f64], y: &mut [f64], accumulate: bool) {
     assert_eq!(a.cols(), x.len(), "gemv: A has {} columns, x has {}", a.cols(), x.len());
     assert_eq!(a.rows(), y.len(), "gemv: A has {} rows, y has {}", a.rows(), y.len());
     count_flops(2 * (a.rows() * a.cols()) as u64);
-    for (i, yi) in y.iter_mut().enumerate() {
-        let mut acc = if accumulate { *yi } else { 0.0 };
-        for (k, xk) in x.iter().enumerate() {
-            acc = a.get(i, k).mul_add(*xk, acc);
+    match path.checked() {
+        Path::Portable => level2::gemv_body::<mac::Fused, 4, 8>(a, x, y, accumulate),
+        Path::SoftFma => level2::gemv_body::<mac::Soft, 4, 8>(a, x, y, accumulate),
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2Fma => {
+            // SAFETY: `checked` returned Avx2Fma, so is_x86_feature_detected! found avx2
+            // and fma, the features `gemv_avx2` enables.
+            #[allow(unsafe_code)]
+            unsafe {
+                x86::gemv_avx2(a, x, y, accumulate)
+            };
         }
-        *yi = acc;
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512 => {
+            // SAFETY: `checked` returned Avx512, so is_x86_feature_detected! found avx512f,
+            // avx2 and fma, the features `gemv_avx512` enables.
+            #[allow(unsafe_code)]
+            unsafe {
+                x86::gemv_avx512(a, x, y, accumulate)
+            };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Path::Avx2Fma | Path::Avx512 => unreachable!("checked() admits no x86 path here"),
     }
 }
 
@@ -81,18 +317,47 @@ pub fn gemv(a: MatRef<'_>, x: &[f64], y: &mut [f64], accumulate: bool) {
 /// # Panics
 /// On shape mismatch.
 pub fn gemm(a: MatRef<'_>, b: MatRef<'_>, c: &mut Mat, accumulate: bool) {
+    gemm_with(Path::detect(), a, b, c, accumulate)
+}
+
+/// [`gemm()`] on a chosen [`Path`].
+///
+/// # Panics
+/// On shape mismatch, or if the path is not available.
+pub fn gemm_with(path: Path, a: MatRef<'_>, b: MatRef<'_>, c: &mut Mat, accumulate: bool) {
     let (m, k, n) = (a.rows(), a.cols(), b.cols());
     assert_eq!(b.rows(), k, "gemm: inner dimensions {k} and {}", b.rows());
     assert_eq!((c.rows(), c.cols()), (m, n), "gemm: C is {}x{}, want {m}x{n}", c.rows(), c.cols());
     count_flops(2 * (m * n * k) as u64);
-    for i in 0..m {
-        for j in 0..n {
-            let mut acc = if accumulate { c.get(i, j) } else { 0.0 };
-            for kk in 0..k {
-                acc = a.get(i, kk).mul_add(b.get(kk, j), acc);
-            }
-            c.set(i, j, acc);
+    let job = GemmJob { a, b, b_row_scale: None, accumulate, upper_only: false };
+    gemm_dispatch(path, &job, c.data_mut(), n);
+}
+
+/// Runs a [`GemmJob`] into the row-major `c` (row stride `ldc`) on `path`.
+fn gemm_dispatch(path: Path, job: &GemmJob<'_>, c: &mut [f64], ldc: usize) {
+    match path.checked() {
+        Path::Portable => gemm::gemm_portable(job, c, ldc),
+        Path::SoftFma => gemm::gemm_soft(job, c, ldc),
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2Fma => {
+            // SAFETY: `checked` returned Avx2Fma, so is_x86_feature_detected! found avx2
+            // and fma, the features `gemm_avx2` enables.
+            #[allow(unsafe_code)]
+            unsafe {
+                x86::gemm_avx2(job, c, ldc)
+            };
         }
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512 => {
+            // SAFETY: `checked` returned Avx512, so is_x86_feature_detected! found avx512f,
+            // avx2 and fma, the features `gemm_avx512` enables.
+            #[allow(unsafe_code)]
+            unsafe {
+                x86::gemm_avx512(job, c, ldc)
+            };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Path::Avx2Fma | Path::Avx512 => unreachable!("checked() admits no x86 path here"),
     }
 }
 
@@ -103,24 +368,31 @@ pub fn gemm(a: MatRef<'_>, b: MatRef<'_>, c: &mut Mat, accumulate: bool) {
 /// # Panics
 /// On shape mismatch.
 pub fn syrk(a: MatRef<'_>, w: Option<&[f64]>, c: &mut Mat) {
+    syrk_with(Path::detect(), a, w, c)
+}
+
+/// [`syrk`] on a chosen [`Path`].
+///
+/// # Panics
+/// On shape mismatch, or if the path is not available.
+pub fn syrk_with(path: Path, a: MatRef<'_>, w: Option<&[f64]>, c: &mut Mat) {
     let (n, d) = (a.rows(), a.cols());
     if let Some(w) = w {
         assert_eq!(w.len(), n, "syrk: {} weights for {n} rows", w.len());
     }
     assert_eq!((c.rows(), c.cols()), (d, d), "syrk: C is {}x{}, want {d}x{d}", c.rows(), c.cols());
     count_flops((n * d * (d + 1) + n * d) as u64);
+    // The upper triangle is (Aᵀ B)[j,l] with B = diag(w) A: the gemm chain over i is
+    // fma(Aᵀ[j,i], B[i,l]) = fma(A[i,j], w_i*A[i,l]), exactly the contract for j <= l.
+    // The weights are applied while packing B; tiles wholly below the diagonal are skipped.
+    let job = GemmJob { a: a.t(), b: a, b_row_scale: w, accumulate: false, upper_only: true };
+    gemm_dispatch(path, &job, c.data_mut(), d);
+    // Tiles straddling the diagonal also computed some (l > j) entries as the chain with the
+    // factors swapped; the contract wants the mirror of the upper entry there.
+    let data = c.data_mut();
     for j in 0..d {
-        for l in j..d {
-            let mut acc = 0.0f64;
-            for i in 0..n {
-                let s = match w {
-                    Some(w) => w[i] * a.get(i, l),
-                    None => a.get(i, l),
-                };
-                acc = a.get(i, j).mul_add(s, acc);
-            }
-            c.set(j, l, acc);
-            c.set(l, j, acc);
+        for l in j + 1..d {
+            data[l * d + j] = data[j * d + l];
         }
     }
 }
@@ -131,18 +403,40 @@ pub fn syrk(a: MatRef<'_>, w: Option<&[f64]>, c: &mut Mat) {
 /// # Panics
 /// On shape mismatch.
 pub fn trsm_rows(l: &Mat, m: &mut Mat) {
+    trsm_rows_with(Path::detect(), l, m)
+}
+
+/// [`trsm_rows`] on a chosen [`Path`].
+///
+/// # Panics
+/// On shape mismatch, or if the path is not available.
+pub fn trsm_rows_with(path: Path, l: &Mat, m: &mut Mat) {
     let d = l.rows();
     assert_eq!(l.cols(), d, "trsm_rows: L is not square");
     assert_eq!(m.cols(), d, "trsm_rows: rows of length {} for L of order {d}", m.cols());
     count_flops((m.rows() * d * d) as u64);
-    for r in 0..m.rows() {
-        let y = m.row_mut(r);
-        for i in 0..d {
-            let mut s = y[i];
-            for k in 0..i {
-                s = (-l.get(i, k)).mul_add(y[k], s);
-            }
-            y[i] = s / l.get(i, i);
+    match path.checked() {
+        Path::Portable => level2::trsm_body::<mac::Fused, 8>(l, m),
+        Path::SoftFma => level2::trsm_body::<mac::Soft, 4>(l, m),
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2Fma => {
+            // SAFETY: `checked` returned Avx2Fma, so is_x86_feature_detected! found avx2
+            // and fma, the features `trsm_avx2` enables.
+            #[allow(unsafe_code)]
+            unsafe {
+                x86::trsm_avx2(l, m)
+            };
         }
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512 => {
+            // SAFETY: `checked` returned Avx512, so is_x86_feature_detected! found avx512f,
+            // avx2 and fma, the features `trsm_avx512` enables.
+            #[allow(unsafe_code)]
+            unsafe {
+                x86::trsm_avx512(l, m)
+            };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Path::Avx2Fma | Path::Avx512 => unreachable!("checked() admits no x86 path here"),
     }
 }

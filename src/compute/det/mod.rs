@@ -15,6 +15,7 @@
 //! left-to-right `+`. Only `+ - * / sqrt` come from the hardware; `exp`, `ln`, `pow`,
 //! `sin`, `cos` come from the pure-Rust `libm` crate.
 
+pub mod bench;
 pub mod chol;
 pub mod kernels;
 pub mod math;

@@ -1,0 +1,380 @@
+//! `gradientcoin compute ...`: off-chain solving and kernel benchmarks.
+
+use crate::compute::copyright::{parse_rows, Copyright, CopyrightVariant};
+use crate::compute::data::{self, Format};
+use crate::compute::det::{bench, Mat};
+use crate::compute::nmr::Phi;
+use crate::compute::problem::{Certificate, Params, Problem, SolveInfo, SolveOpts};
+use crate::compute::softmax::{uniform_reg, SoftmaxOptions, SoftmaxProblem, Synthetic};
+use std::io::Write;
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// `compute` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ComputeCommand {
+    /// Solve a task locally to a tolerance and print its certificate.
+    Run(RunArgs),
+    /// Benchmark the deterministic kernels against a reference measured in the same run.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `compute bench` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// GFLOP/s of det gemm on every code path this CPU has, against ndarray's `dot`.
+    Gemm {
+        /// Square sizes to measure, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "128,256,512")]
+        sizes: Vec<usize>,
+        /// Interleaved rounds per size (best and median are reported).
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+    },
+}
+
+/// A task kind `compute run` can solve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KindArg {
+    /// Softmax regression (arXiv 2310.11685 / 2308.12247).
+    Softmax,
+    /// ResNet + softmax regression, φ(z) = e^z + z (arXiv 2309.13482).
+    #[value(name = "resnet_softmax")]
+    ResnetSoftmax,
+    /// Linear-attention baseline φ = elu + 1 (arXiv 2310.11685).
+    #[value(name = "linear_elu")]
+    LinearElu,
+}
+
+impl KindArg {
+    fn phi(self) -> Phi {
+        match self {
+            KindArg::Softmax => Phi::Softmax,
+            KindArg::ResnetSoftmax => Phi::ResnetSoftmax,
+            KindArg::LinearElu => Phi::EluPlusOne,
+        }
+    }
+}
+
+/// Arguments of `compute run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Task kind.
+    #[arg(long, value_enum, default_value_t = KindArg::Softmax)]
+    kind: KindArg,
+    /// Seeded synthetic planted data: n=ROWS,d=COLS,seed=N[,scale=S] (the default when no
+    /// --data is given is n=2000,d=32,seed=1).
+    #[arg(long, value_parser = parse_synthetic, conflicts_with_all = ["data", "target"])]
+    synthetic: Option<Synthetic>,
+    /// Data matrix A (n x d) as .csv or .npy.
+    #[arg(long, requires = "target")]
+    data: Option<PathBuf>,
+    /// Target vector b (n values: one column or one row) as .csv or .npy.
+    #[arg(long, requires = "data")]
+    target: Option<PathBuf>,
+    /// Copyright option: rows=SPEC,gamma=G[,variant=all|unprotected|per-block]. SPEC is a
+    /// count N (N rows picked by a seeded shuffle), a range A..B, or indices joined by '+'.
+    #[arg(long, value_parser = parse_copyright_arg)]
+    copyright: Option<CopyrightArg>,
+    /// Regulariser strength λ: every row gets w² = λ/n².
+    #[arg(long, default_value_t = 1e-8)]
+    reg: f64,
+    /// Iteration cap.
+    #[arg(long, default_value_t = 100)]
+    max_iter: usize,
+    /// Gradient tolerance, relative to max(1, |∇L(x0)|).
+    #[arg(long, default_value_t = 1e-10)]
+    tol: f64,
+    /// After solving, predict on this matrix (.csv or .npy, d columns) and print f.
+    #[arg(long)]
+    predict: Option<PathBuf>,
+    /// Write the solution vector to this file (.csv or .npy).
+    #[arg(long)]
+    save_params: Option<PathBuf>,
+    /// Print one JSON object instead of human output.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The parsed `--copyright` value.
+#[derive(Debug, Clone)]
+pub struct CopyrightArg {
+    rows: RowsArg,
+    gamma: f64,
+    variant: CopyrightVariant,
+}
+
+#[derive(Debug, Clone)]
+enum RowsArg {
+    Count(usize),
+    Explicit(Vec<usize>),
+}
+
+/// Splits `k=v,k=v` into pairs, rejecting repeats and malformed items.
+fn key_values(s: &str) -> Result<Vec<(&str, &str)>, String> {
+    let mut out: Vec<(&str, &str)> = Vec::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (k, v) = item.split_once('=').ok_or_else(|| format!("{item:?} is not key=value"))?;
+        if out.iter().any(|(seen, _)| *seen == k) {
+            return Err(format!("{k} is given twice"));
+        }
+        out.push((k.trim(), v.trim()));
+    }
+    Ok(out)
+}
+
+fn parse_synthetic(s: &str) -> Result<Synthetic, String> {
+    let mut syn = Synthetic { n: 2000, d: 32, seed: 1, scale: 0.5 };
+    for (k, v) in key_values(s)? {
+        let bad = |what: &str| format!("{k}={v:?} is not {what}");
+        match k {
+            "n" => syn.n = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| bad("a positive integer"))?,
+            "d" => syn.d = v.parse().ok().filter(|d| *d > 0).ok_or_else(|| bad("a positive integer"))?,
+            "seed" => syn.seed = v.parse().map_err(|_| bad("an unsigned integer"))?,
+            "scale" => {
+                syn.scale = v.parse().ok().filter(|s: &f64| *s > 0.0 && s.is_finite()).ok_or_else(|| bad("a positive number"))?
+            }
+            other => return Err(format!("unknown key {other:?} (expected n, d, seed, scale)")),
+        }
+    }
+    Ok(syn)
+}
+
+fn parse_copyright_arg(s: &str) -> Result<CopyrightArg, String> {
+    let (mut rows, mut gamma, mut variant) = (None, None, CopyrightVariant::All);
+    for (k, v) in key_values(s)? {
+        match k {
+            "rows" => {
+                rows = Some(match v.parse::<usize>() {
+                    Ok(0) => return Err("rows=0 protects nothing".into()),
+                    Ok(n) => RowsArg::Count(n),
+                    Err(_) => RowsArg::Explicit(parse_rows(v).map_err(|e| e.to_string())?),
+                })
+            }
+            "gamma" => {
+                gamma = Some(
+                    v.parse::<f64>()
+                        .ok()
+                        .filter(|g| *g >= 0.0 && g.is_finite())
+                        .ok_or_else(|| format!("gamma={v:?} is not a finite non-negative number"))?,
+                )
+            }
+            "variant" => variant = CopyrightVariant::parse(v).map_err(|e| e.to_string())?,
+            other => return Err(format!("unknown key {other:?} (expected rows, gamma, variant)")),
+        }
+    }
+    Ok(CopyrightArg {
+        rows: rows.ok_or("rows=... is required")?,
+        gamma: gamma.ok_or("gamma=... is required")?,
+        variant,
+    })
+}
+
+/// Runs a `compute` subcommand.
+pub fn run(cmd: ComputeCommand) -> anyhow::Result<()> {
+    match cmd {
+        ComputeCommand::Run(args) => run_solve(args),
+        ComputeCommand::Bench(BenchCommand::Gemm { sizes, rounds }) => {
+            if sizes.is_empty() || sizes.contains(&0) || rounds == 0 {
+                bail!("--sizes must be positive integers and --rounds at least 1");
+            }
+            let rows = bench::gemm_bench(&sizes, rounds);
+            out!("{}", bench::format_gemm_bench(&rows));
+            if !bench::det_paths_agree(&rows) {
+                bail!("the det gemm paths gave different bits: a consensus bug");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Reads a matrix file (.csv or .npy), naming the file in every error.
+fn read_matrix(path: &Path) -> anyhow::Result<Mat> {
+    let format = Format::from_path(path).with_context(|| path.display().to_string())?;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    data::parse_matrix(format, &bytes).with_context(|| path.display().to_string())
+}
+
+/// Builds the task from the arguments: the data, its source description, and the problem.
+fn build(args: &RunArgs) -> anyhow::Result<(SoftmaxProblem, String, Option<Vec<f64>>)> {
+    let phi = args.kind.phi();
+    let (a, b, source, planted, syn) = match (&args.data, &args.target) {
+        (Some(a_path), Some(b_path)) => {
+            let a = read_matrix(a_path)?;
+            let b = data::to_vector(read_matrix(b_path)?).with_context(|| b_path.display().to_string())?;
+            if b.len() != a.rows() {
+                bail!("{} has {} values but {} has {} rows", b_path.display(), b.len(), a_path.display(), a.rows());
+            }
+            (a, b, format!("{} + {}", a_path.display(), b_path.display()), None, None)
+        }
+        _ => {
+            let syn = args.synthetic.unwrap_or(Synthetic { n: 2000, d: 32, seed: 1, scale: 0.5 });
+            let (a, b, xs) = syn.generate(phi).context("synthetic data")?;
+            let src = format!("synthetic n={},d={},seed={},scale={}", syn.n, syn.d, syn.seed, syn.scale);
+            (a, b, src, Some(xs), Some(syn))
+        }
+    };
+    if !(args.reg >= 0.0) || !args.reg.is_finite() {
+        bail!("--reg {} is not a finite non-negative number", args.reg);
+    }
+    let n = a.rows();
+    let copyright = match &args.copyright {
+        None => None,
+        Some(c) => {
+            let rows = match &c.rows {
+                RowsArg::Explicit(r) => r.clone(),
+                RowsArg::Count(k) => {
+                    if *k >= n {
+                        bail!("--copyright rows={k} must be fewer than the {n} data rows");
+                    }
+                    // File data has no seed of its own: shuffle with dataset seed 0.
+                    let s = syn.unwrap_or(Synthetic { n, d: a.cols(), seed: 0, scale: 1.0 });
+                    Synthetic { n, ..s }.protected_rows(*k)
+                }
+            };
+            Some(Copyright { rows, gamma: c.gamma, variant: c.variant })
+        }
+    };
+    let w2 = if args.reg > 0.0 { Some(uniform_reg(args.reg, n)) } else { None };
+    let problem = SoftmaxProblem::new(phi, a, b, SoftmaxOptions { w2, mask: None, copyright })
+        .context("invalid task")?;
+    Ok((problem, source, planted))
+}
+
+fn run_solve(args: RunArgs) -> anyhow::Result<()> {
+    if args.max_iter == 0 {
+        bail!("--max-iter must be at least 1");
+    }
+    if !(args.tol > 0.0) || !args.tol.is_finite() {
+        bail!("--tol {} is not a positive number", args.tol);
+    }
+    let (problem, source, planted) = build(&args)?;
+    let predict_input = args.predict.as_deref().map(read_matrix).transpose()?;
+    let pb = if args.json { ProgressBar::hidden() } else { ProgressBar::new(args.max_iter as u64) };
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} iteration {pos}/{len} {wide_msg} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let x0 = problem.init();
+    let cert0 = problem.certify(&x0).context("initial point")?;
+    if !args.json {
+        outln!(
+            "{} on {} ({} x {}), {} WU per mining step",
+            problem.kind(),
+            source,
+            problem.n(),
+            problem.dim(),
+            problem.cost()
+        );
+        outln!("iter {:>4}  loss {:.6e}  |grad| {:.3e}", 0, cert0.loss, cert0.grad_norm);
+    }
+    let json = args.json;
+    let started = Instant::now();
+    let opts = SolveOpts { max_iter: args.max_iter, tol_grad: args.tol, x0: Some(x0) };
+    let (x, info) = problem
+        .solve(&opts, &mut |r| {
+            pb.set_position(r.iter as u64);
+            pb.set_message(format!("loss {:.6e} |grad| {:.3e}", r.loss, r.grad_norm));
+            if !json {
+                let line = format!(
+                    "iter {:>4}  loss {:.6e}  |grad| {:.3e}  step {:.3e}  mu {:.1e}",
+                    r.iter, r.loss, r.grad_norm, r.step_len, r.mu
+                );
+                // indicatif swallows println on a hidden bar (output not a terminal).
+                if pb.is_hidden() { let _ = writeln!(std::io::stdout(), "{line}"); } else { pb.println(line) }
+            }
+        })
+        .context("solve failed")?;
+    pb.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let cert = problem.certify(&x).context("certificate")?;
+    let prediction = match &predict_input {
+        Some(m) => Some(problem.predict(&x, m).context("predict")?),
+        None => None,
+    };
+    if let Some(path) = &args.save_params {
+        let m = Mat::from_vec(x.len(), 1, x.0.clone()).context("params")?;
+        let bytes = match Format::from_path(path)? {
+            Format::Csv => data::write_csv(&m).into_bytes(),
+            Format::Npy => data::write_npy(&m),
+        };
+        std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if args.json {
+        let figures: serde_json::Map<String, serde_json::Value> =
+            cert.figures.iter().map(|f| (f.name.clone(), json!(f.value))).collect();
+        let out = json!({
+            "kind": problem.kind(),
+            "source": source,
+            "n": problem.n(),
+            "d": problem.dim(),
+            "cost_wu": problem.cost(),
+            "iterations": info.iterations,
+            "converged": info.converged,
+            "reason": info.reason,
+            "loss": cert.loss,
+            "grad_norm": cert.grad_norm,
+            "grad_norm0": info.grad_norm0,
+            "score": cert.score,
+            "figures": figures,
+            "max_mu": info.max_mu,
+            "seconds": seconds,
+            "params": x.0,
+            "params_hash": x.hash().to_string(),
+            "history": info.history,
+            "prediction": prediction,
+        });
+        outln!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print_human(&problem, &x, &cert, &info, seconds, planted.as_deref(), prediction.as_deref())?;
+    }
+    Ok(())
+}
+
+fn print_human(
+    problem: &SoftmaxProblem,
+    x: &Params,
+    cert: &Certificate,
+    info: &SolveInfo,
+    seconds: f64,
+    planted: Option<&[f64]>,
+    prediction: Option<&[f64]>,
+) -> anyhow::Result<()> {
+    let status = if info.converged { "converged" } else { "NOT converged" };
+    outln!("{status} after {} iterations ({:?}) in {seconds:.3} s", info.iterations, info.reason);
+    outln!("certificate");
+    outln!("  score      {:.12e}", cert.score);
+    outln!("  loss       {:.12e}", cert.loss);
+    outln!("  |grad|     {:.6e}  (start {:.6e})", cert.grad_norm, info.grad_norm0);
+    for f in &cert.figures {
+        outln!("  {:<16} {:.12e}", f.name, f.value);
+    }
+    if info.max_mu > 0.0 {
+        outln!("  LM shift   {:.3e} (the Hessian was not positive definite somewhere)", info.max_mu);
+    }
+    if let Some(xs) = planted {
+        let err: f64 = x.0.iter().zip(xs).map(|(a, b)| (a - b) * (a - b)).sum::<f64>().sqrt();
+        outln!("  |x - x*|   {err:.6e}  (planted solution known)");
+    }
+    outln!("params ({}, hash {})", problem.dim(), x.hash());
+    let shown = x.len().min(16);
+    for chunk in x.0[..shown].chunks(4) {
+        let line: Vec<String> = chunk.iter().map(|v| format!("{v:>22.15e}")).collect();
+        outln!("  {}", line.join(" "));
+    }
+    if shown < x.len() {
+        outln!("  ... {} more (use --json or --save-params for all)", x.len() - shown);
+    }
+    if let Some(f) = prediction {
+        outln!("prediction ({} rows)", f.len());
+        for (i, v) in f.iter().enumerate() {
+            outln!("  {i:>6}  {v:.12e}");
+        }
+    }
+    Ok(())
+}
