@@ -1,0 +1,164 @@
+//! End-to-end tests of `gradientcoin compute run`: real processes of the built binary on
+//! real files; bad input gives one line on stderr and exit code 1, usage errors exit 2.
+
+use gradientcoin::compute::data::{parse_csv, write_csv, write_npy};
+use gradientcoin::compute::det::Mat;
+use gradientcoin::compute::nmr::Phi;
+use gradientcoin::compute::problem::Problem;
+use gradientcoin::compute::softmax::{uniform_reg, SoftmaxOptions, SoftmaxProblem, Synthetic};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gradientcoin")).args(args).output().expect("run the binary")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+fn assert_one_line_error(o: &Output, code: i32, needle: &str) {
+    assert_eq!(o.status.code(), Some(code), "stderr: {}", stderr(o));
+    let err = stderr(o);
+    assert!(err.contains(needle), "stderr {err:?} does not mention {needle:?}");
+    if code == 1 {
+        assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err:?}");
+        assert!(err.starts_with("error: "), "{err:?}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "stderr: {}", stderr(o));
+    serde_json::from_slice(&o.stdout).expect("stdout is one JSON object")
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+#[test]
+fn synthetic_run_prints_a_converged_certificate_as_json() {
+    let o = run(&["compute", "run", "--kind", "resnet_softmax", "--synthetic", "n=400,d=6,seed=3", "--json"]);
+    let v = json(&o);
+    assert_eq!(v["kind"], "resnet_softmax");
+    assert_eq!(v["converged"], true);
+    assert_eq!(v["params"].as_array().unwrap().len(), 6);
+    assert!(v["iterations"].as_u64().unwrap() >= 1);
+    let g = v["grad_norm"].as_f64().unwrap();
+    let g0 = v["grad_norm0"].as_f64().unwrap();
+    assert!(g <= 1e-10 * g0.max(1.0), "grad {g}");
+    assert!(v["loss"].as_f64().unwrap() < 1e-9);
+}
+
+#[test]
+fn human_output_shows_iterations_and_the_certificate() {
+    let o = run(&["compute", "run", "--synthetic", "n=300,d=4,seed=1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("iter    1  loss"), "{out}");
+    assert!(out.contains("converged after"), "{out}");
+    assert!(out.contains("certificate") && out.contains("|grad|"), "{out}");
+}
+
+#[test]
+fn csv_and_npy_data_give_the_library_solution_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, _) = Synthetic { n: 300, d: 5, seed: 8, scale: 0.5 }.generate(Phi::Softmax).unwrap();
+    let bm = Mat::from_vec(b.len(), 1, b.clone()).unwrap();
+    let a_csv = write(dir.path(), "A.csv", write_csv(&a).as_bytes());
+    let b_csv = write(dir.path(), "b.csv", write_csv(&bm).as_bytes());
+    let a_npy = write(dir.path(), "A.npy", &write_npy(&a));
+    let b_npy = write(dir.path(), "b.npy", &write_npy(&bm));
+    let saved = dir.path().join("x.csv");
+    let saved_s = saved.to_string_lossy().into_owned();
+    let from_csv = json(&run(&["compute", "run", "--data", &a_csv, "--target", &b_csv, "--json", "--save-params", &saved_s]));
+    let from_npy = json(&run(&["compute", "run", "--data", &a_npy, "--target", &b_npy, "--json"]));
+    assert_eq!(from_csv["params"], from_npy["params"]);
+
+    let p = SoftmaxProblem::new(Phi::Softmax, a, b, SoftmaxOptions { w2: Some(uniform_reg(1e-8, 300)), ..Default::default() }).unwrap();
+    let (x, _) = p.solve(&Default::default(), &mut |_| {}).unwrap();
+    let cli: Vec<f64> = from_csv["params"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(cli, x.0, "CLI and library disagree");
+    let back = parse_csv(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    assert_eq!(back.data(), x.0.as_slice(), "--save-params does not round-trip");
+}
+
+#[test]
+fn copyright_option_and_predict_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, _, _) = Synthetic { n: 10, d: 16, seed: 4, scale: 1.0 }.generate(Phi::Softmax).unwrap();
+    let new_rows = write(dir.path(), "new.csv", write_csv(&a).as_bytes());
+    let v = json(&run(&[
+        "compute", "run", "--synthetic", "n=500,d=16,seed=3,scale=1", "--copyright", "rows=50,gamma=1e-10", "--predict", &new_rows, "--json",
+    ]));
+    let l1 = v["figures"]["loss_protected"].as_f64().unwrap();
+    assert!(l1 > 1e-7, "protected loss {l1} was not kept away from zero");
+    let f: Vec<f64> = v["prediction"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    assert_eq!(f.len(), 10);
+    assert!((f.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+}
+
+#[test]
+fn bad_data_files_are_one_line_errors_with_exit_code_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let good_a = write(dir.path(), "A.csv", b"1,2\n3,4\n5,7\n");
+    let good_b = write(dir.path(), "b.csv", b"0.2\n0.3\n0.5\n");
+
+    let o = run(&["compute", "run", "--data", "/nonexistent/A.csv", "--target", &good_b]);
+    assert_one_line_error(&o, 1, "cannot read /nonexistent/A.csv");
+
+    let bad_cell = write(dir.path(), "bad.csv", b"1,2\n3,4\n5,abc\n");
+    let o = run(&["compute", "run", "--data", &bad_cell, "--target", &good_b]);
+    assert_one_line_error(&o, 1, "line 3, column 2");
+
+    let nan = write(dir.path(), "nan.csv", b"1,2\nNaN,4\n5,6\n");
+    let o = run(&["compute", "run", "--data", &nan, "--target", &good_b]);
+    assert_one_line_error(&o, 1, "NaN");
+
+    let short_b = write(dir.path(), "short.csv", b"0.5\n0.5\n");
+    let o = run(&["compute", "run", "--data", &good_a, "--target", &short_b]);
+    assert_one_line_error(&o, 1, "has 2 values but");
+
+    let ragged = write(dir.path(), "ragged.csv", b"1,2\n3\n");
+    let o = run(&["compute", "run", "--data", &ragged, "--target", &good_b]);
+    assert_one_line_error(&o, 1, "line 2 has 1 columns");
+
+    let matrix_b = write(dir.path(), "mb.csv", b"1,2\n3,4\n5,6\n");
+    let o = run(&["compute", "run", "--data", &good_a, "--target", &matrix_b]);
+    assert_one_line_error(&o, 1, "mb.csv");
+
+    let garbage_npy = write(dir.path(), "g.npy", b"not numpy at all");
+    let o = run(&["compute", "run", "--data", &garbage_npy, "--target", &good_b]);
+    assert_one_line_error(&o, 1, "g.npy");
+
+    let txt = write(dir.path(), "A.xlsx", b"");
+    let o = run(&["compute", "run", "--data", &txt, "--target", &good_b]);
+    assert_one_line_error(&o, 1, "xlsx");
+
+    let o = run(&["compute", "run", "--data", &good_a, "--target", &good_b, "--copyright", "rows=7..9,gamma=0.1"]);
+    assert_one_line_error(&o, 1, "out of range");
+
+    // A good run on the same files works (the errors above were about the input).
+    assert!(run(&["compute", "run", "--data", &good_a, "--target", &good_b]).status.success());
+}
+
+#[test]
+fn usage_errors_exit_with_code_2() {
+    for args in [
+        vec!["compute", "run", "--kind", "sdp"],
+        vec!["compute", "run", "--synthetic", "n=abc"],
+        vec!["compute", "run", "--synthetic", "q=1"],
+        vec!["compute", "run", "--copyright", "gamma=1"],
+        vec!["compute", "run", "--data", "A.csv"],
+        vec!["compute", "run", "--no-such-flag"],
+        vec!["compute", "frobnicate"],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"));
+    }
+}
