@@ -249,6 +249,9 @@ pub enum StateError {
     /// first; repeated here so `connect` is safe on its own).
     #[error("block does not start with a coinbase")]
     NoCoinbase,
+    /// A coinbase offered outside a block (to the mempool).
+    #[error("a coinbase is only valid as the first transaction of a block")]
+    LooseCoinbase,
     /// The public task could not be built (a broken ChainParams).
     #[error("genesis task: {0}")]
     Genesis(TaskError),
@@ -639,6 +642,22 @@ impl State {
             Transaction::Transfer { .. } | Transaction::Coinbase { .. } => {}
         }
         Ok(inputs.checked_sub(spent_out).unwrap_or(Amount::ZERO))
+    }
+
+    /// Checks `tx` (not a coinbase) as if it were the next transaction of a block at
+    /// `height` on this state, and returns its fee; the state is left unchanged. Context-free
+    /// checks and signatures are the caller's (`Transaction::check`,
+    /// `Transaction::verify_signatures`). Used by the mempool and the wallet.
+    pub fn check_tx(&mut self, tx: &Transaction, height: u64, params: &ChainParams) -> Result<Amount, StateError> {
+        if tx.is_coinbase() {
+            return Err(StateError::LooseCoinbase);
+        }
+        let mut undo = Undo { spent: Vec::new(), created: Vec::new(), tasks: Vec::new() };
+        let mut specs = Vec::new();
+        let mut spent_here = HashSet::new();
+        let result = self.apply_tx(tx, height, params, &mut undo, &mut specs, &mut spent_here);
+        self.disconnect(&undo);
+        result
     }
 
     /// Reverts a connect exactly (outputs created removed, spent restored, tasks restored).

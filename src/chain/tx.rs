@@ -244,9 +244,6 @@ pub enum TxError {
     /// A bounty of zero.
     #[error("task bounty must be positive")]
     ZeroBounty,
-    /// A coinbase anywhere but first.
-    #[error("a coinbase is only allowed as the first transaction of a block")]
-    MisplacedCoinbase,
 }
 
 impl TxError {
