@@ -13,7 +13,11 @@
 pub mod chain;
 pub mod cli;
 pub mod compute;
+pub mod config;
 pub mod hash;
+pub mod mempool;
 pub mod miner;
+pub mod net;
 pub mod pouw;
 pub mod store;
+pub mod wallet;

@@ -37,6 +37,16 @@ fn rejects(tc: &mut TestChain, b: &Block, what: &str, pred: impl Fn(&BlockError)
     }
 }
 
+/// A block on the tip carrying `txs` after its coinbase, properly mined, must be rejected.
+#[track_caller]
+fn rejects_txs(tc: &mut TestChain, p: &dyn Problem, txs: Vec<Transaction>, what: &str, pred: &dyn Fn(&BlockError) -> bool) {
+    let mut b = tc.build(addr(1), vec![]);
+    let cb = b.txs[0].clone();
+    b.txs = std::iter::once(cb).chain(txs).collect();
+    reseal_with_step(&mut b, p);
+    rejects(tc, &b, what, pred);
+}
+
 fn public_problem(tc: &mut TestChain) -> Arc<dyn Problem> {
     let id = tc.params().public_task_id;
     tc.cs.state_mut().problem(&id).expect("public task")
@@ -244,11 +254,7 @@ fn spend_defects_are_rejected() {
     let p = public_problem(&mut tc);
 
     let check = |tc: &mut TestChain, txs: Vec<Transaction>, what: &str, pred: &dyn Fn(&BlockError) -> bool| {
-        let mut b = tc.build(addr(1), vec![]);
-        let cb = b.txs[0].clone();
-        b.txs = std::iter::once(cb).chain(txs).collect();
-        reseal_with_step(&mut b, p.as_ref());
-        rejects(tc, &b, what, pred);
+        rejects_txs(tc, p.as_ref(), txs, what, pred);
     };
 
     let t1 = transfer(&chain_id, 1, &[coin], &[(addr(2), v - 10)]);
@@ -292,11 +298,7 @@ fn task_defects_are_rejected() {
     let h = tc.cs.height();
 
     let check = |tc: &mut TestChain, txs: Vec<Transaction>, what: &str, pred: &dyn Fn(&BlockError) -> bool| {
-        let mut b = tc.build(addr(1), vec![]);
-        let cb = b.txs[0].clone();
-        b.txs = std::iter::once(cb).chain(txs).collect();
-        reseal_with_step(&mut b, p.as_ref());
-        rejects(tc, &b, what, pred);
+        rejects_txs(tc, p.as_ref(), txs, what, pred);
     };
 
     // Inadmissible task data (exact zero).

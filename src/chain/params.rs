@@ -199,7 +199,7 @@ fn build(s: Setup) -> ChainParams {
         halving_interval: s.halving,
         max_block_bytes: 8 << 20,
         tx_limits: TxLimits { max_tx_bytes: 4 << 20, max_outputs: 10_000, max_params },
-        task_limits: TaskLimits { max_data_bytes: 4 << 20, max_step_cost_wu: 400, max_params },
+        task_limits: TaskLimits { max_data_bytes: 4 << 20, max_step_cost_wu: 200, max_params },
         min_relative_improvement: 1e-6,
         p2p_port: s.p2p_port,
         rpc_port: s.rpc_port,

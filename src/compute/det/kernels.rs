@@ -202,16 +202,9 @@ pub fn dot_with(path: Path, x: &[f64], y: &[f64]) -> f64 {
     }
 }
 
-/// `Σ x_i`, left to right from `+0.0` (plain adds).
-pub fn sum(x: &[f64]) -> f64 {
-    // A chain of plain adds: SSE2 is enough and nothing here can be reordered.
-    count_flops(x.len() as u64);
-    let mut acc = 0.0f64;
-    for a in x {
-        acc += *a;
-    }
-    acc
-}
+/// `Σ x_i`, left to right from `+0.0` (plain adds). A chain of plain adds needs no FMA
+/// and nothing in it can be reordered, so the reference is the only path.
+pub use reference::sum;
 
 /// Euclidean norm `sqrt(dot(x, x))`.
 pub fn nrm2(x: &[f64]) -> f64 {
