@@ -18,6 +18,7 @@ pub mod hash;
 pub mod mempool;
 pub mod miner;
 pub mod net;
+pub mod node;
 pub mod pouw;
 pub mod store;
 pub mod wallet;

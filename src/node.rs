@@ -1,0 +1,452 @@
+//! The node: one thread owns the chain (store and state), the mempool and the wallet, and
+//! serves everything else through a [`Handle`] — bounded channel in, oneshot reply out.
+//!
+//! The only module that knows all the others. It decides no consensus rule (that is
+//! `chain`'s): it sequences events — requests, blocks, transactions — and keeps the
+//! mempool and the wallet in step with the tip. Heavy work (replaying a step while
+//! connecting a block, mining) runs on this dedicated thread or on miner threads, never on
+//! the async runtime, so the RPC server stays responsive.
+
+use crate::chain::address::Address;
+use crate::chain::amount::Amount;
+use crate::chain::block::Block;
+use crate::chain::params::ChainParams;
+use crate::chain::state::TaskState;
+use crate::hash::Hash256;
+use crate::mempool::{Mempool, MempoolConfig, MempoolError};
+use crate::miner::{self, MineError, TemplateRequest};
+use crate::store::chainstore::Accepted;
+use crate::store::{ChainStore, ProcessError, StoreError};
+use crate::wallet::{Balance, Wallet, WalletError};
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+
+/// Requests queued for the node thread. Bounded: an RPC burst waits instead of growing
+/// memory without limit; 256 is far above what one RPC server issues at once.
+const QUEUE: usize = 256;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The chain or database refused.
+    #[error("{0}")]
+    Process(#[from] ProcessError),
+    /// The database failed.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// The mempool refused a transaction.
+    #[error("{0}")]
+    Mempool(#[from] MempoolError),
+    /// The wallet refused.
+    #[error("{0}")]
+    Wallet(#[from] WalletError),
+    /// No block template could be built.
+    #[error("{0}")]
+    Mine(#[from] MineError),
+    /// Mining on demand is for the dev network only.
+    #[error("{0} is only available on the dev network")]
+    DevOnly(&'static str),
+    /// A requested object does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The node thread has stopped.
+    #[error("the node has shut down")]
+    Stopped,
+}
+
+/// How to start a node.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// Chain parameters.
+    pub params: ChainParams,
+    /// Data directory (chain database in `chain/`, `wallet.json`).
+    pub datadir: PathBuf,
+    /// Mempool policy.
+    pub mempool: MempoolConfig,
+}
+
+/// A block by hash or by main-chain height.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockId {
+    /// By hash.
+    Hash(Hash256),
+    /// By height on the main chain.
+    Height(u64),
+}
+
+/// The tip, as `chain_getTip` reports it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TipInfo {
+    /// Tip hash.
+    pub hash: Hash256,
+    /// Tip height.
+    pub height: u64,
+    /// Tip time.
+    pub time: u64,
+    /// Tip bits.
+    pub bits: u32,
+    /// Cumulative chainwork, hex.
+    pub chainwork: String,
+    /// Transactions in the mempool.
+    pub mempool_txs: usize,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
+
+enum Request {
+    Tip(Reply<TipInfo>),
+    Block(BlockId, Reply<Block>),
+    SubmitBlock(Block, Reply<Accepted>),
+    SendTx(crate::chain::tx::Transaction, Reply<Hash256>),
+    NewAddress(String, Reply<Address>),
+    Balance(Reply<Balance>),
+    Send { to: Address, amount: Amount, fee_rate: u64, reply: Reply<Hash256> },
+    Generate { n: u64, payout: Option<Address>, reply: Reply<Vec<Hash256>> },
+    SetMockTime(Option<u64>, Reply<()>),
+    Task(Hash256, Reply<TaskState>),
+    Tasks(Reply<Vec<(Hash256, TaskState)>>),
+}
+
+/// A cloneable handle to a running node.
+#[derive(Clone)]
+pub struct Handle {
+    tx: mpsc::Sender<Request>,
+}
+
+macro_rules! ask {
+    ($self:ident, $variant:expr) => {{
+        let (reply, rx) = oneshot::channel();
+        $self.tx.send($variant(reply)).await.map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)?
+    }};
+}
+
+impl Handle {
+    /// The tip.
+    pub async fn tip(&self) -> Result<TipInfo, NodeError> {
+        ask!(self, Request::Tip)
+    }
+
+    /// A stored block.
+    pub async fn block(&self, id: BlockId) -> Result<Block, NodeError> {
+        ask!(self, |r| Request::Block(id, r))
+    }
+
+    /// Offers a block (from a peer or a miner).
+    pub async fn submit_block(&self, block: Block) -> Result<Accepted, NodeError> {
+        ask!(self, |r| Request::SubmitBlock(block, r))
+    }
+
+    /// Adds a transaction to the mempool.
+    pub async fn send_tx(&self, tx: crate::chain::tx::Transaction) -> Result<Hash256, NodeError> {
+        ask!(self, |r| Request::SendTx(tx, r))
+    }
+
+    /// A new wallet address.
+    pub async fn new_address(&self, label: &str) -> Result<Address, NodeError> {
+        let label = label.to_string();
+        ask!(self, |r| Request::NewAddress(label, r))
+    }
+
+    /// The wallet's balance at the tip.
+    pub async fn balance(&self) -> Result<Balance, NodeError> {
+        ask!(self, Request::Balance)
+    }
+
+    /// Pays `amount` to `to` from the wallet; returns the txid (now in the mempool).
+    pub async fn send(&self, to: Address, amount: Amount, fee_rate: u64) -> Result<Hash256, NodeError> {
+        ask!(self, |reply| Request::Send { to, amount, fee_rate, reply })
+    }
+
+    /// Dev network: mines `n` blocks now on this thread, paying `payout` (a wallet address
+    /// when `None`), with the mempool's transactions.
+    pub async fn generate(&self, n: u64, payout: Option<Address>) -> Result<Vec<Hash256>, NodeError> {
+        ask!(self, |reply| Request::Generate { n, payout, reply })
+    }
+
+    /// Dev network: sets (or clears) the mock clock.
+    pub async fn set_mock_time(&self, t: Option<u64>) -> Result<(), NodeError> {
+        ask!(self, |r| Request::SetMockTime(t, r))
+    }
+
+    /// A task's state.
+    pub async fn task(&self, id: Hash256) -> Result<TaskState, NodeError> {
+        ask!(self, |r| Request::Task(id, r))
+    }
+
+    /// Every task.
+    pub async fn tasks(&self) -> Result<Vec<(Hash256, TaskState)>, NodeError> {
+        ask!(self, Request::Tasks)
+    }
+}
+
+/// The state the node thread owns.
+struct Node {
+    chain: ChainStore,
+    mempool: Mempool,
+    wallet: Wallet,
+    mock_time: Option<u64>,
+}
+
+/// Opens the chain and wallet in `opts.datadir` and starts the node thread. The thread
+/// ends when every [`Handle`] is dropped; joining it flushes the store.
+pub fn spawn(opts: NodeOptions) -> Result<(Handle, std::thread::JoinHandle<()>), NodeError> {
+    std::fs::create_dir_all(&opts.datadir).map_err(|e| StoreError::Inconsistent(format!("cannot create {}: {e}", opts.datadir.display())))?;
+    let chain = ChainStore::open(&opts.datadir.join("chain"), opts.params.clone())?;
+    let wallet = Wallet::open_or_create(&opts.datadir, opts.params.network)?;
+    let mut node = Node { chain, mempool: Mempool::new(opts.mempool), wallet, mock_time: None };
+    let (tx, mut rx) = mpsc::channel(QUEUE);
+    let thread = std::thread::Builder::new()
+        .name("gc-node".into())
+        .spawn(move || {
+            while let Some(req) = rx.blocking_recv() {
+                node.handle(req);
+            }
+            if let Err(e) = node.chain.store().flush() {
+                tracing::error!("flushing the store at shutdown: {e}");
+            }
+        })
+        .map_err(|e| StoreError::Inconsistent(format!("cannot start the node thread: {e}")))?;
+    Ok((Handle { tx }, thread))
+}
+
+impl Node {
+    fn now(&self) -> u64 {
+        self.mock_time.unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+    }
+
+    fn handle(&mut self, req: Request) {
+        // A dropped reply receiver (the asker gave up) is not an error.
+        match req {
+            Request::Tip(r) => drop(r.send(Ok(self.tip()))),
+            Request::Block(id, r) => drop(r.send(self.block(id))),
+            Request::SubmitBlock(b, r) => drop(r.send(self.accept_block(&b))),
+            Request::SendTx(tx, r) => drop(r.send(self.add_tx(tx))),
+            Request::NewAddress(label, r) => drop(r.send(self.wallet.new_key(&label).map_err(NodeError::from))),
+            Request::Balance(r) => {
+                let h = self.chain.height() + 1;
+                drop(r.send(Ok(self.wallet.balance(self.chain.state(), h))))
+            }
+            Request::Send { to, amount, fee_rate, reply } => drop(reply.send(self.send(to, amount, fee_rate))),
+            Request::Generate { n, payout, reply } => drop(reply.send(self.generate(n, payout))),
+            Request::SetMockTime(t, r) => drop(r.send(self.set_mock_time(t))),
+            Request::Task(id, r) => drop(r.send(
+                self.chain.state().task(&id).cloned().ok_or_else(|| NodeError::NotFound(format!("task {id}"))),
+            )),
+            Request::Tasks(r) => {
+                let mut v: Vec<(Hash256, TaskState)> = self.chain.state().tasks().iter().map(|(k, t)| (*k, t.clone())).collect();
+                v.sort_by_key(|(_, t)| (t.created_height, t.best_height));
+                drop(r.send(Ok(v)))
+            }
+        }
+    }
+
+    fn tip(&self) -> TipInfo {
+        let e = self.chain.tip_entry();
+        TipInfo {
+            hash: self.chain.tip(),
+            height: e.height,
+            time: e.header.time,
+            bits: e.header.bits,
+            chainwork: e.work().to_string(),
+            mempool_txs: self.mempool.len(),
+        }
+    }
+
+    fn block(&self, id: BlockId) -> Result<Block, NodeError> {
+        let hash = match id {
+            BlockId::Hash(h) => h,
+            BlockId::Height(h) => self.chain.hash_at(h)?.ok_or_else(|| NodeError::NotFound(format!("block at height {h}")))?,
+        };
+        self.chain.block(&hash)?.ok_or_else(|| NodeError::NotFound(format!("block {hash}")))
+    }
+
+    /// Accepts a block and brings the mempool and wallet up to the new tip.
+    fn accept_block(&mut self, block: &Block) -> Result<Accepted, NodeError> {
+        let now = self.now();
+        let accepted = self.chain.process_block(block, now)?;
+        if let Accepted::NewTip { disconnected, connected } = &accepted {
+            self.after_tip_change(disconnected, connected)?;
+            let e = self.chain.tip_entry();
+            tracing::info!(height = e.height, hash = %self.chain.tip(), task = %e.header.work.task_id, "connected block");
+        }
+        Ok(accepted)
+    }
+
+    fn after_tip_change(&mut self, disconnected: &[Hash256], connected: &[Hash256]) -> Result<(), NodeError> {
+        let params = self.chain.params().clone();
+        let height = self.chain.height() + 1;
+        for h in connected {
+            if let Some(b) = self.chain.block(h)? {
+                self.mempool.remove_for_block(&b);
+            }
+        }
+        self.mempool.revalidate(self.chain.state_mut(), height, &params);
+        let mut back = Vec::new();
+        for h in disconnected {
+            if let Some(b) = self.chain.block(h)? {
+                back.extend(b.txs);
+            }
+        }
+        if !back.is_empty() {
+            self.mempool.readd(back, self.chain.state_mut(), height, &params);
+        }
+        self.wallet.set_reserved(self.mempool.iter().flat_map(|e| e.tx.inputs().iter().map(|i| i.prevout).collect::<Vec<_>>()));
+        Ok(())
+    }
+
+    fn add_tx(&mut self, tx: crate::chain::tx::Transaction) -> Result<Hash256, NodeError> {
+        let params = self.chain.params().clone();
+        let height = self.chain.height() + 1;
+        let txid = self.mempool.add(tx, self.chain.state_mut(), height, &params)?;
+        self.wallet.set_reserved(self.mempool.iter().flat_map(|e| e.tx.inputs().iter().map(|i| i.prevout).collect::<Vec<_>>()));
+        Ok(txid)
+    }
+
+    fn send(&mut self, to: Address, amount: Amount, fee_rate: u64) -> Result<Hash256, NodeError> {
+        let height = self.chain.height() + 1;
+        let tx = self.wallet.transfer(self.chain.state_mut(), height, to, amount, fee_rate)?;
+        self.add_tx(tx)
+    }
+
+    fn payout(&mut self, payout: Option<Address>) -> Result<Address, NodeError> {
+        match payout {
+            Some(a) => Ok(a),
+            None => match self.wallet.addresses().first() {
+                Some(a) => Ok(*a),
+                None => Ok(self.wallet.new_key("mining")?),
+            },
+        }
+    }
+
+    fn generate(&mut self, n: u64, payout: Option<Address>) -> Result<Vec<Hash256>, NodeError> {
+        if self.chain.params().network != crate::chain::Network::Dev {
+            return Err(NodeError::DevOnly("dev_generate"));
+        }
+        let payee = self.payout(payout)?;
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let max_bytes = self.chain.params().max_block_bytes / 2;
+            let txs = self.mempool.select(max_bytes);
+            let time = self.now().max(self.chain.tip_entry().header.time + 1);
+            let req = TemplateRequest { payee, time, txs, task: None, bounty_claim: Amount::ZERO };
+            let params = self.chain.params().clone();
+            let tip = self.chain.tip();
+            let ctx = self.chain.index().parent_context(&tip).expect("the tip is indexed");
+            let mut t = miner::template_on(&params, tip, &ctx, self.chain.state_mut(), req)?;
+            // Dev difficulty: a handful of steps per block on average.
+            let block = t.mine(0, u64::MAX).ok_or_else(|| NodeError::NotFound("a nonce".into()))?;
+            let hash = block.hash();
+            // The mock clock may lag the block time: accept at the later of the two.
+            let saved = self.mock_time;
+            self.mock_time = Some(self.now().max(block.header.time));
+            let r = self.accept_block(&block);
+            self.mock_time = saved;
+            r?;
+            out.push(hash);
+        }
+        Ok(out)
+    }
+
+    fn set_mock_time(&mut self, t: Option<u64>) -> Result<(), NodeError> {
+        if self.chain.params().network != crate::chain::Network::Dev {
+            return Err(NodeError::DevOnly("dev_setMockTime"));
+        }
+        self.mock_time = t;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start() -> (tempfile::TempDir, Handle, std::thread::JoinHandle<()>) {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = NodeOptions {
+            params: ChainParams::dev(),
+            datadir: dir.path().to_path_buf(),
+            mempool: MempoolConfig { max_bytes: 1 << 20, min_fee_rate: 1 },
+        };
+        let (h, t) = spawn(opts).unwrap();
+        (dir, h, t)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn generate_mines_blocks_and_the_wallet_sees_matured_coinbases() {
+        let (_dir, node, thread) = start();
+        let me = node.new_address("me").await.unwrap();
+        let hashes = node.generate(12, Some(me)).await.unwrap();
+        assert_eq!(hashes.len(), 12);
+        let tip = node.tip().await.unwrap();
+        assert_eq!((tip.height, tip.hash), (12, hashes[11]));
+        assert_eq!(node.block(BlockId::Height(12)).await.unwrap().hash(), hashes[11]);
+        let bal = node.balance().await.unwrap();
+        // Maturity 10 on dev: a coinbase of height h is spendable from height h + 10, so
+        // in the next block (13) those of blocks 1 to 3.
+        assert_eq!(bal.spendable, Amount::from_units(3 * 50 * crate::chain::amount::COIN));
+        assert!(bal.immature > Amount::ZERO);
+        assert!(matches!(node.block(BlockId::Height(99)).await, Err(NodeError::NotFound(_))));
+        drop(node);
+        thread.join().unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wallet_payment_goes_through_the_mempool_into_a_block() {
+        let (_dir, node, thread) = start();
+        let me = node.new_address("me").await.unwrap();
+        let friend = node.new_address("friend").await.unwrap();
+        node.generate(11, Some(me)).await.unwrap();
+        let txid = node.send(friend, Amount::from_units(123_456), 2).await.unwrap();
+        assert_eq!(node.tip().await.unwrap().mempool_txs, 1);
+        let mined = node.generate(1, Some(me)).await.unwrap();
+        let b = node.block(BlockId::Hash(mined[0])).await.unwrap();
+        assert!(b.txids().contains(&txid), "the payment was mined");
+        assert_eq!(node.tip().await.unwrap().mempool_txs, 0);
+        // Overspending is a clear wallet error.
+        let err = node.send(friend, Amount::from_units(u64::MAX / 2), 2).await.unwrap_err();
+        assert!(err.to_string().contains("insufficient"), "{err}");
+        drop(node);
+        thread.join().unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_chain_survives_a_restart_and_tasks_are_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = NodeOptions {
+            params: ChainParams::dev(),
+            datadir: dir.path().to_path_buf(),
+            mempool: MempoolConfig { max_bytes: 1 << 20, min_fee_rate: 1 },
+        };
+        let (node, thread) = spawn(opts.clone()).unwrap();
+        node.generate(3, None).await.unwrap();
+        let tip = node.tip().await.unwrap();
+        drop(node);
+        thread.join().unwrap();
+        let (node, thread) = spawn(opts).unwrap();
+        assert_eq!(node.tip().await.unwrap(), tip);
+        let tasks = node.tasks().await.unwrap();
+        assert_eq!(tasks.len(), 1, "the public task");
+        let public = ChainParams::dev().public_task_id;
+        assert_eq!(tasks[0].0, public);
+        assert!(node.task(public).await.unwrap().best_height > 0, "blocks improved the public task");
+        drop(node);
+        thread.join().unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dev_only_requests_are_refused_on_other_networks() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = NodeOptions {
+            params: ChainParams::test(),
+            datadir: dir.path().to_path_buf(),
+            mempool: MempoolConfig { max_bytes: 1 << 20, min_fee_rate: 1 },
+        };
+        let (node, thread) = spawn(opts).unwrap();
+        assert!(matches!(node.generate(1, None).await, Err(NodeError::DevOnly(_))));
+        assert!(matches!(node.set_mock_time(Some(5)).await, Err(NodeError::DevOnly(_))));
+        drop(node);
+        thread.join().unwrap();
+    }
+}
