@@ -744,7 +744,7 @@ pub(crate) mod testkit {
         /// Mines a block with `txs` paying `payee`; panics unless it becomes the tip.
         pub fn mine(&mut self, payee: Address, txs: Vec<Transaction>) -> Block {
             let time = self.cs.tip_entry().header.time + self.cs.params().asert.spacing;
-            let mut t = miner::template(&mut self.cs, payee, time, txs, None, Amount::ZERO)
+            let t = miner::template(&mut self.cs, payee, time, txs, None, Amount::ZERO)
                 .expect("template");
             let b = t.mine(0, 1_000_000).expect("dev blocks take a few steps");
             let now = self.cs.params().genesis.header.time + 10_000_000;

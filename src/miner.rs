@@ -15,7 +15,8 @@ use crate::chain::validate::{effective_target, required_bits, ParentContext};
 use crate::compute::problem::{Params, Problem};
 use crate::hash::{merkle_root, Hash256};
 use crate::store::ChainStore;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// Why no template could be built.
 #[derive(Debug, thiserror::Error)]
@@ -147,22 +148,185 @@ pub fn template_on(
 }
 
 impl Template {
+    /// One ticket: the step with nonce `nonce`; the block if its hash meets
+    /// `target * cost`.
+    pub fn try_nonce(&self, nonce: u64) -> Option<Block> {
+        let mut header = self.header;
+        header.nonce = nonce;
+        let out = self.problem.step(&self.input, &header.ticket_seed()).ok()?;
+        header.work.output_hash = out.hash();
+        (header.pow_value() <= self.effective_target).then(|| Block {
+            header,
+            witness: WorkWitness { input_params: self.input.0.clone() },
+            txs: self.txs.clone(),
+        })
+    }
+
     /// Tries nonces `start..start + max_steps`, one solver step each; returns the first
     /// block whose hash is at most `target * cost`.
-    pub fn mine(&mut self, start: u64, max_steps: u64) -> Option<Block> {
-        for nonce in start..start.saturating_add(max_steps) {
-            self.header.nonce = nonce;
-            let seed = self.header.ticket_seed();
-            let Ok(out) = self.problem.step(&self.input, &seed) else { continue };
-            self.header.work.output_hash = out.hash();
-            if self.header.pow_value() <= self.effective_target {
-                return Some(Block {
-                    header: self.header,
-                    witness: WorkWitness { input_params: self.input.0.clone() },
-                    txs: self.txs.clone(),
-                });
+    pub fn mine(&self, start: u64, max_steps: u64) -> Option<Block> {
+        (start..start.saturating_add(max_steps)).find_map(|nonce| self.try_nonce(nonce))
+    }
+}
+
+/// Nonces a miner thread claims at a time: small enough that a new job is picked up within
+/// a few steps, large enough that the shared counter is not contended.
+const NONCE_CHUNK: u64 = 4;
+
+/// The current job of the miner threads.
+struct Job {
+    template: Arc<Template>,
+    generation: u64,
+    next_nonce: AtomicU64,
+}
+
+struct Shared {
+    job: Mutex<Option<Arc<Job>>>,
+    wake: Condvar,
+    generation: AtomicU64,
+    stop: AtomicBool,
+    steps: AtomicU64,
+}
+
+/// Mining threads working on one template at a time. A new template (a new tip, new
+/// transactions) replaces the job at once: threads notice within [`NONCE_CHUNK`] steps and
+/// abandon the stale work.
+pub struct MinerPool {
+    shared: Arc<Shared>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl MinerPool {
+    /// Starts `threads` idle miner threads; `on_block` receives every block found (with
+    /// the generation of the job it solves, so stale finds can be told apart).
+    pub fn start(threads: usize, on_block: Arc<dyn Fn(u64, Block) + Send + Sync>) -> MinerPool {
+        let shared = Arc::new(Shared {
+            job: Mutex::new(None),
+            wake: Condvar::new(),
+            generation: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            steps: AtomicU64::new(0),
+        });
+        let threads = (0..threads.max(1))
+            .map(|i| {
+                let shared = shared.clone();
+                let on_block = on_block.clone();
+                std::thread::Builder::new()
+                    .name(format!("gc-miner-{i}"))
+                    .spawn(move || miner_thread(&shared, on_block.as_ref()))
+                    .expect("spawning a miner thread")
+            })
+            .collect();
+        MinerPool { shared, threads }
+    }
+
+    /// Replaces the job (all threads switch to it); returns its generation.
+    pub fn set_job(&self, template: Template) -> u64 {
+        let generation = self.shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let job = Arc::new(Job { template: Arc::new(template), generation, next_nonce: AtomicU64::new(0) });
+        *self.shared.job.lock().unwrap_or_else(|p| p.into_inner()) = Some(job);
+        self.shared.wake.notify_all();
+        generation
+    }
+
+    /// Stops work without stopping the threads (mining paused).
+    pub fn clear_job(&self) {
+        self.shared.generation.fetch_add(1, Ordering::SeqCst);
+        *self.shared.job.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The generation of the current job.
+    pub fn generation(&self) -> u64 {
+        self.shared.generation.load(Ordering::SeqCst)
+    }
+
+    /// Steps (tickets) tried since start, over all threads.
+    pub fn steps(&self) -> u64 {
+        self.shared.steps.load(Ordering::Relaxed)
+    }
+
+    /// Number of threads.
+    pub fn threads(&self) -> usize {
+        self.threads.len()
+    }
+}
+
+impl Drop for MinerPool {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.clear_job();
+        self.shared.wake.notify_all();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn miner_thread(shared: &Shared, on_block: &(dyn Fn(u64, Block) + Send + Sync)) {
+    loop {
+        let job = {
+            let mut guard = shared.job.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                if shared.stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                match guard.as_ref() {
+                    Some(j) if j.generation == shared.generation.load(Ordering::SeqCst) => break j.clone(),
+                    _ => guard = shared.wake.wait(guard).unwrap_or_else(|p| p.into_inner()),
+                }
+            }
+        };
+        while job.generation == shared.generation.load(Ordering::SeqCst) && !shared.stop.load(Ordering::SeqCst) {
+            let start = job.next_nonce.fetch_add(NONCE_CHUNK, Ordering::Relaxed);
+            for nonce in start..start + NONCE_CHUNK {
+                shared.steps.fetch_add(1, Ordering::Relaxed);
+                if let Some(block) = job.template.try_nonce(nonce) {
+                    on_block(job.generation, block);
+                }
             }
         }
-        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::params::ChainParams;
+    use std::sync::mpsc;
+
+    fn dev_template(chain: &mut ChainStore, payee: u8) -> Template {
+        let t = chain.tip_entry().header.time + 1;
+        template(chain, Address([payee; 20]), t, vec![], None, Amount::ZERO).unwrap()
+    }
+
+    #[test]
+    fn pool_threads_find_valid_blocks_for_the_current_job_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let params = ChainParams::dev();
+        let now = params.genesis.header.time + 1_000_000;
+        let mut chain = ChainStore::open(dir.path(), params).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let pool = MinerPool::start(2, Arc::new(move |g, b| {
+            let _ = tx.lock().unwrap().send((g, b));
+        }));
+        assert_eq!(pool.threads(), 2);
+        let g1 = pool.set_job(dev_template(&mut chain, 1));
+        let (g, b) = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("a dev block within seconds");
+        assert_eq!(g, g1);
+        assert!(chain.process_block(&b, now).is_ok(), "a pool block is valid");
+        // A new job on the new tip: finds after the switch build on it.
+        let g2 = pool.set_job(dev_template(&mut chain, 2));
+        let tip = chain.tip();
+        let found = loop {
+            let (g, b) = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("another block");
+            if g == g2 {
+                break b;
+            }
+        };
+        assert_eq!(found.header.prev, tip);
+        assert!(pool.steps() >= 2);
+        pool.clear_job();
+        drop(pool); // joins every thread
     }
 }

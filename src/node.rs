@@ -334,7 +334,7 @@ impl Node {
             let params = self.chain.params().clone();
             let tip = self.chain.tip();
             let ctx = self.chain.index().parent_context(&tip).expect("the tip is indexed");
-            let mut t = miner::template_on(&params, tip, &ctx, self.chain.state_mut(), req)?;
+            let t = miner::template_on(&params, tip, &ctx, self.chain.state_mut(), req)?;
             // Dev difficulty: a handful of steps per block on average.
             let block = t.mine(0, u64::MAX).ok_or_else(|| NodeError::NotFound("a nonce".into()))?;
             let hash = block.hash();

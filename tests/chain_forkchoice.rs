@@ -81,7 +81,7 @@ fn run_tree(choices: &[u16]) -> usize {
             task: None,
             bounty_claim: Amount::ZERO,
         };
-        let mut t = template_on(&params, parent, &ctx, &mut state, req).unwrap();
+        let t = template_on(&params, parent, &ctx, &mut state, req).unwrap();
         let b = t.mine(0, 1_000_000).unwrap();
         let h = b.hash();
         index.insert(&b.header).unwrap();

@@ -47,7 +47,7 @@ fn crash_child() {
         }
         let time = cs.tip_entry().header.time + params.asert.spacing;
         let payee = addr((height % 5) as u8 + 1);
-        let mut t = miner::template(&mut cs, payee, time, txs, None, Amount::ZERO).expect("template");
+        let t = miner::template(&mut cs, payee, time, txs, None, Amount::ZERO).expect("template");
         let b = t.mine(0, 10_000_000).expect("dev block");
         cs.process_block(&b, now).expect("child's own block connects");
         println!("connected {height} {}", b.hash());

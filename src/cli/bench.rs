@@ -57,7 +57,7 @@ fn validation(n: usize) -> anyhow::Result<()> {
     let k0 = key(0);
     let mine = |cs: &mut ChainStore, txs: Vec<Transaction>| -> anyhow::Result<(crate::chain::block::Block, f64)> {
         let time = cs.tip_entry().header.time + 1;
-        let mut t = miner::template(cs, addr(&k0), time, txs, None, Amount::ZERO)?;
+        let t = miner::template(cs, addr(&k0), time, txs, None, Amount::ZERO)?;
         let b = t.mine(0, 10_000_000).context("dev block")?;
         let started = Instant::now();
         cs.process_block(&b, now)?;

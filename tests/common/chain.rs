@@ -71,7 +71,7 @@ impl TestChain {
     /// A valid block on the tip paying `payee`, with `txs`, not yet processed.
     pub fn build(&mut self, payee: Address, txs: Vec<Transaction>) -> Block {
         let time = self.next_time();
-        let mut t = miner::template(&mut self.cs, payee, time, txs, None, Amount::ZERO).expect("template");
+        let t = miner::template(&mut self.cs, payee, time, txs, None, Amount::ZERO).expect("template");
         t.mine(0, 1_000_000).expect("dev blocks take a few steps")
     }
 
