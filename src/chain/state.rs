@@ -293,7 +293,7 @@ impl State {
         let mut s = State::default();
         let problem = build_problem(&params.public_task).map_err(StateError::Genesis)?;
         let init = problem.init();
-        let score = verify::score(problem.as_ref(), &init).map_err(|e| StateError::Genesis(TaskError::Shape(e.to_string())))?;
+        let score = verify::score(problem.as_ref(), &init)?;
         let id = params.public_task_id;
         s.tasks.insert(
             id,

@@ -97,8 +97,11 @@ impl ChainStore {
             return Err(StoreError::Inconsistent(format!("main chain extends past the tip at height {}", tip_entry.height)).into());
         }
         let mut cs = ChainStore { params, store, index, state, tip };
-        // A block stored but not connected before a crash: try to connect it now.
-        let _ = cs.activate_best();
+        // A block stored but not connected before a crash: try to connect it now. A failure
+        // marks it invalid and keeps the stored tip, so opening still succeeds.
+        if let Err(e) = cs.activate_best() {
+            tracing::warn!("connecting stored blocks at open: {e}");
+        }
         Ok(cs)
     }
 
@@ -247,7 +250,7 @@ impl ChainStore {
         debug_assert_eq!(*h, self.tip);
         let entry = self.index.get(h).expect("tip is indexed").clone();
         let undo = self.store.undo(h)?.ok_or_else(|| StoreError::Inconsistent(format!("no undo record for {h}")))?;
-        self.store.disconnect(h, entry.height, &entry.header.prev, &undo)?;
+        self.store.disconnect(entry.height, &entry.header.prev, &undo)?;
         self.state.disconnect(&undo);
         self.tip = entry.header.prev;
         Ok(())

@@ -284,9 +284,10 @@ impl Store {
         self.flush()
     }
 
-    /// Disconnects tip `h` at `height` back to `parent`, restoring what `undo` recorded —
-    /// one transaction, then a flush.
-    pub fn disconnect(&self, h: &Hash256, height: u64, parent: &Hash256, undo: &Undo) -> Result<(), StoreError> {
+    /// Disconnects the tip at `height` back to `parent`, restoring what `undo` recorded —
+    /// one transaction, then a flush. (The block and its undo record stay stored: a later
+    /// reorg may connect it again.)
+    pub fn disconnect(&self, height: u64, parent: &Hash256, undo: &Undo) -> Result<(), StoreError> {
         (&self.utxo, &self.tasks, &self.task_data, &self.main, &self.meta)
             .transaction(|(utxo, tasks, task_data, main, meta)| {
                 for o in &undo.created {
@@ -311,7 +312,6 @@ impl Store {
                 Ok::<(), ConflictableTransactionError<()>>(())
             })
             .map_err(tx_err)?;
-        let _ = h;
         self.flush()
     }
 

@@ -94,7 +94,7 @@ fn bench_matrix(n: usize, which: u32) -> Mat {
 /// Calls per sample so that a sample is about 2^24 flops (about half a millisecond at
 /// 30 GFLOP/s), at least one.
 fn reps_for(n: usize) -> usize {
-    let flops = 2.0 * (n as f64).powi(3);
+    let flops = 2.0 * (n * n * n) as f64;
     ((16_777_216.0 / flops.max(1.0)).ceil() as usize).max(1)
 }
 
@@ -126,7 +126,7 @@ pub fn gemm_bench(sizes: &[usize], rounds: usize) -> Vec<GemmBenchRow> {
         let mut nc = ndarray::Array2::<f64>::zeros((n, n));
         let mut dc = Mat::zeros(n, n);
         let reps = reps_for(n);
-        let flops = 2.0 * (n as f64).powi(3) * reps as f64;
+        let flops = 2.0 * (n * n * n) as f64 * reps as f64;
         let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); engines.len()];
         let mut bits: Vec<Hash256> = Vec::with_capacity(engines.len());
         // Warm-up round (not timed): faults the buffers in and records each output.

@@ -197,7 +197,7 @@ fn sym_eigenvalues(m: &Mat) -> Vec<f64> {
     let n = m.rows();
     let mut a = m.clone();
     for _ in 0..100 {
-        let off: f64 = (0..n).flat_map(|i| (0..n).map(move |j| (i, j))).filter(|(i, j)| i != j).map(|(i, j)| a.get(i, j).powi(2)).sum();
+        let off: f64 = (0..n).flat_map(|i| (0..n).map(move |j| (i, j))).filter(|(i, j)| i != j).map(|(i, j)| a.get(i, j) * a.get(i, j)).sum();
         if off < 1e-60 {
             break;
         }
