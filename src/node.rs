@@ -9,7 +9,7 @@
 
 use crate::chain::address::Address;
 use crate::chain::amount::Amount;
-use crate::chain::block::Block;
+use crate::chain::block::{Block, Header};
 use crate::chain::params::ChainParams;
 use crate::chain::state::TaskState;
 use crate::hash::Hash256;
@@ -21,6 +21,8 @@ use crate::wallet::{Balance, Wallet, WalletError};
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
+
+pub mod p2p;
 
 /// Requests queued for the node thread. Bounded: an RPC burst waits instead of growing
 /// memory without limit; 256 is far above what one RPC server issues at once.
@@ -99,6 +101,7 @@ enum Request {
     Block(BlockId, Reply<Block>),
     SubmitBlock(Block, Reply<Accepted>),
     SendTx(crate::chain::tx::Transaction, Reply<Hash256>),
+    AddTx(crate::chain::tx::Transaction, Reply<Hash256>),
     NewAddress(String, Reply<Address>),
     Balance(Reply<Balance>),
     Send { to: Address, amount: Amount, fee_rate: u64, reply: Reply<Hash256> },
@@ -106,12 +109,31 @@ enum Request {
     SetMockTime(Option<u64>, Reply<()>),
     Task(Hash256, Reply<TaskState>),
     Tasks(Reply<Vec<(Hash256, TaskState)>>),
+    Locator(Reply<Vec<Hash256>>),
+    HeadersAfter { locator: Vec<Hash256>, stop: Hash256, max: usize, reply: Reply<Vec<Header>> },
+    Blocks(Vec<Hash256>, Reply<Vec<Block>>),
 }
+
+/// What the node announces to the network: blocks that became its tip by local mining or
+/// RPC submission, and transactions entered through RPC. Peers' objects are relayed by
+/// gossip validation instead.
+#[derive(Debug, Clone)]
+pub enum Announce {
+    /// A new tip block.
+    Block(Block),
+    /// A new pool transaction.
+    Tx(crate::chain::tx::Transaction),
+}
+
+/// Announcements buffered for slow subscribers; a lagging subscriber skips old ones
+/// (peers catch up by sync).
+const ANNOUNCE_BUFFER: usize = 64;
 
 /// A cloneable handle to a running node.
 #[derive(Clone)]
 pub struct Handle {
     tx: mpsc::Sender<Request>,
+    announce: tokio::sync::broadcast::Sender<Announce>,
 }
 
 macro_rules! ask {
@@ -141,6 +163,12 @@ impl Handle {
     /// Adds a transaction to the mempool.
     pub async fn send_tx(&self, tx: crate::chain::tx::Transaction) -> Result<Hash256, NodeError> {
         ask!(self, |r| Request::SendTx(tx, r))
+    }
+
+    /// Adds a transaction relayed by a peer to the mempool (not announced again: gossip
+    /// relays it once the verdict is Accept).
+    pub async fn send_tx_quiet(&self, tx: crate::chain::tx::Transaction) -> Result<Hash256, NodeError> {
+        ask!(self, |r| Request::AddTx(tx, r))
     }
 
     /// A new wallet address.
@@ -179,6 +207,27 @@ impl Handle {
     pub async fn tasks(&self) -> Result<Vec<(Hash256, TaskState)>, NodeError> {
         ask!(self, Request::Tasks)
     }
+
+    /// The block locator of the tip (for headers-first sync).
+    pub async fn locator(&self) -> Result<Vec<Hash256>, NodeError> {
+        ask!(self, Request::Locator)
+    }
+
+    /// Main-chain headers after the first `locator` hash on the main chain, up to `stop`
+    /// (inclusive) or `max` headers.
+    pub async fn headers_after(&self, locator: Vec<Hash256>, stop: Hash256, max: usize) -> Result<Vec<Header>, NodeError> {
+        ask!(self, |reply| Request::HeadersAfter { locator, stop, max, reply })
+    }
+
+    /// The stored blocks among `hashes` (unknown ones skipped).
+    pub async fn blocks(&self, hashes: Vec<Hash256>) -> Result<Vec<Block>, NodeError> {
+        ask!(self, |r| Request::Blocks(hashes, r))
+    }
+
+    /// Subscribes to the node's announcements.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Announce> {
+        self.announce.subscribe()
+    }
 }
 
 /// The state the node thread owns.
@@ -187,6 +236,7 @@ struct Node {
     mempool: Mempool,
     wallet: Wallet,
     mock_time: Option<u64>,
+    announce: tokio::sync::broadcast::Sender<Announce>,
 }
 
 /// Opens the chain and wallet in `opts.datadir` and starts the node thread. The thread
@@ -195,7 +245,8 @@ pub fn spawn(opts: NodeOptions) -> Result<(Handle, std::thread::JoinHandle<()>),
     std::fs::create_dir_all(&opts.datadir).map_err(|e| StoreError::Inconsistent(format!("cannot create {}: {e}", opts.datadir.display())))?;
     let chain = ChainStore::open(&opts.datadir.join("chain"), opts.params.clone())?;
     let wallet = Wallet::open_or_create(&opts.datadir, opts.params.network)?;
-    let mut node = Node { chain, mempool: Mempool::new(opts.mempool), wallet, mock_time: None };
+    let (announce, _) = tokio::sync::broadcast::channel(ANNOUNCE_BUFFER);
+    let mut node = Node { chain, mempool: Mempool::new(opts.mempool), wallet, mock_time: None, announce: announce.clone() };
     let (tx, mut rx) = mpsc::channel(QUEUE);
     let thread = std::thread::Builder::new()
         .name("gc-node".into())
@@ -208,7 +259,7 @@ pub fn spawn(opts: NodeOptions) -> Result<(Handle, std::thread::JoinHandle<()>),
             }
         })
         .map_err(|e| StoreError::Inconsistent(format!("cannot start the node thread: {e}")))?;
-    Ok((Handle { tx }, thread))
+    Ok((Handle { tx, announce }, thread))
 }
 
 impl Node {
@@ -222,7 +273,14 @@ impl Node {
             Request::Tip(r) => drop(r.send(Ok(self.tip()))),
             Request::Block(id, r) => drop(r.send(self.block(id))),
             Request::SubmitBlock(b, r) => drop(r.send(self.accept_block(&b))),
-            Request::SendTx(tx, r) => drop(r.send(self.add_tx(tx))),
+            Request::AddTx(tx, r) => drop(r.send(self.add_tx(tx))),
+            Request::SendTx(tx, r) => {
+                let res = self.add_tx(tx.clone());
+                if res.is_ok() {
+                    let _ = self.announce.send(Announce::Tx(tx));
+                }
+                drop(r.send(res))
+            }
             Request::NewAddress(label, r) => drop(r.send(self.wallet.new_key(&label).map_err(NodeError::from))),
             Request::Balance(r) => {
                 let h = self.chain.height() + 1;
@@ -234,12 +292,43 @@ impl Node {
             Request::Task(id, r) => drop(r.send(
                 self.chain.state().task(&id).cloned().ok_or_else(|| NodeError::NotFound(format!("task {id}"))),
             )),
+            Request::Locator(r) => drop(r.send(Ok(self.chain.index().locator(&self.chain.tip())))),
+            Request::HeadersAfter { locator, stop, max, reply } => drop(reply.send(self.headers_after(&locator, stop, max))),
+            Request::Blocks(hashes, r) => {
+                let found = hashes.iter().filter_map(|h| self.chain.block(h).ok().flatten()).collect();
+                drop(r.send(Ok(found)))
+            }
             Request::Tasks(r) => {
                 let mut v: Vec<(Hash256, TaskState)> = self.chain.state().tasks().iter().map(|(k, t)| (*k, t.clone())).collect();
                 v.sort_by_key(|(_, t)| (t.created_height, t.best_height));
                 drop(r.send(Ok(v)))
             }
         }
+    }
+
+    fn headers_after(&self, locator: &[Hash256], stop: Hash256, max: usize) -> Result<Vec<Header>, NodeError> {
+        // The fork point: the first locator hash on our main chain (genesis at worst).
+        let mut start = 0;
+        for h in locator {
+            if let Some(e) = self.chain.index().get(h)
+                && self.chain.hash_at(e.height)? == Some(*h)
+            {
+                start = e.height;
+                break;
+            }
+        }
+        let mut out = Vec::new();
+        let mut height = start + 1;
+        while out.len() < max {
+            let Some(h) = self.chain.hash_at(height)? else { break };
+            let e = self.chain.index().get(&h).ok_or_else(|| NodeError::NotFound(format!("index entry {h}")))?;
+            out.push(e.header);
+            if h == stop {
+                break;
+            }
+            height += 1;
+        }
+        Ok(out)
     }
 
     fn tip(&self) -> TipInfo {
@@ -307,7 +396,10 @@ impl Node {
     fn send(&mut self, to: Address, amount: Amount, fee_rate: u64) -> Result<Hash256, NodeError> {
         let height = self.chain.height() + 1;
         let tx = self.wallet.transfer(self.chain.state_mut(), height, to, amount, fee_rate)?;
-        self.add_tx(tx)
+        let txid = self.add_tx(tx.clone())?;
+        // No subscriber (no network) is fine.
+        let _ = self.announce.send(Announce::Tx(tx));
+        Ok(txid)
     }
 
     fn payout(&mut self, payout: Option<Address>) -> Result<Address, NodeError> {
@@ -329,7 +421,9 @@ impl Node {
         for _ in 0..n {
             let max_bytes = self.chain.params().max_block_bytes / 2;
             let txs = self.mempool.select(max_bytes);
-            let time = self.now().max(self.chain.tip_entry().header.time + 1);
+            // As bitcoind's regtest: the clock, raised to the median time past + 1 by the
+            // template — blocks mined in one second stay within the future-drift limit.
+            let time = self.now();
             let req = TemplateRequest { payee, time, txs, task: None, bounty_claim: Amount::ZERO };
             let params = self.chain.params().clone();
             let tip = self.chain.tip();
@@ -344,6 +438,7 @@ impl Node {
             let r = self.accept_block(&block);
             self.mock_time = saved;
             r?;
+            let _ = self.announce.send(Announce::Block(block));
             out.push(hash);
         }
         Ok(out)
