@@ -295,22 +295,6 @@ fn reclaim_of(tx: &Transaction) -> Option<Hash256> {
     }
 }
 
-/// The fee from UTXO lookups alone (no task checks), or `None` when an input is missing
-/// or the values do not add up: then [`State::check_tx`] reports the precise error.
-fn quick_fee(state: &State, tx: &Transaction) -> Option<Amount> {
-    let mut inputs = Amount::ZERO;
-    for i in tx.inputs() {
-        inputs = inputs
-            .checked_add(state.utxo(&i.prevout)?.output.value)
-            .ok()?;
-    }
-    let mut out = Amount::checked_sum(tx.outputs().iter().map(|o| o.value)).ok()?;
-    if let Transaction::SubmitTask { bounty, .. } = tx {
-        out = out.checked_add(*bounty).ok()?;
-    }
-    inputs.checked_sub(out).ok()
-}
-
 impl Mempool {
     /// An empty pool.
     pub fn new(config: MempoolConfig) -> Mempool {
@@ -428,7 +412,7 @@ impl Mempool {
         }
         let size = tx.size();
         let exempt = matches!(tx, Transaction::ReclaimTask { .. });
-        if !exempt && let Some(fee) = quick_fee(state, &tx) {
+        if !exempt && let Some(fee) = state.fee_of(&tx) {
             self.check_fee_rate(txid, fee, size)?;
         }
 

@@ -55,23 +55,10 @@ pub struct Template {
 
 /// The fee a transaction pays at `state` (inputs − outputs − bounty; zero for a reclaim).
 pub fn fee(state: &State, tx: &Transaction) -> Result<Amount, MineError> {
-    if matches!(tx, Transaction::ReclaimTask { .. }) {
-        return Ok(Amount::ZERO);
-    }
-    let txid = tx.txid();
-    let mut inputs = Amount::ZERO;
-    for i in tx.inputs() {
-        let e = state.utxo(&i.prevout).ok_or_else(|| MineError::BadTx {
-            txid,
-            reason: format!("input {}:{} is unknown or spent", i.prevout.txid, i.prevout.vout),
-        })?;
-        inputs = inputs.checked_add(e.output.value)?;
-    }
-    let mut out = Amount::checked_sum(tx.outputs().iter().map(|o| o.value))?;
-    if let Transaction::SubmitTask { bounty, .. } = tx {
-        out = out.checked_add(*bounty)?;
-    }
-    inputs.checked_sub(out).map_err(|_| MineError::BadTx { txid, reason: "outputs exceed inputs".into() })
+    state.fee_of(tx).ok_or_else(|| MineError::BadTx {
+        txid: tx.txid(),
+        reason: "an input is unknown or spent, or the outputs exceed the inputs".into(),
+    })
 }
 
 /// What a block template is built from.

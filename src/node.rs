@@ -381,15 +381,21 @@ impl Node {
         if !back.is_empty() {
             self.mempool.readd(back, self.chain.state_mut(), height, &params);
         }
-        self.wallet.set_reserved(self.mempool.iter().flat_map(|e| e.tx.inputs().iter().map(|i| i.prevout).collect::<Vec<_>>()));
+        self.reserve_pool_inputs();
         Ok(())
+    }
+
+    /// Tells the wallet which outputs the pool already spends, so it does not pick them.
+    fn reserve_pool_inputs(&mut self) {
+        let spent: Vec<_> = self.mempool.iter().flat_map(|e| e.tx.inputs().iter().map(|i| i.prevout)).collect();
+        self.wallet.set_reserved(spent);
     }
 
     fn add_tx(&mut self, tx: crate::chain::tx::Transaction) -> Result<Hash256, NodeError> {
         let params = self.chain.params().clone();
         let height = self.chain.height() + 1;
         let txid = self.mempool.add(tx, self.chain.state_mut(), height, &params)?;
-        self.wallet.set_reserved(self.mempool.iter().flat_map(|e| e.tx.inputs().iter().map(|i| i.prevout).collect::<Vec<_>>()));
+        self.reserve_pool_inputs();
         Ok(txid)
     }
 

@@ -644,6 +644,24 @@ impl State {
         Ok(inputs.checked_sub(spent_out).unwrap_or(Amount::ZERO))
     }
 
+    /// The fee `tx` pays at this state from UTXO lookups alone (inputs − outputs − bounty;
+    /// zero for a reclaim), or `None` when an input is missing or the values do not add
+    /// up — [`State::check_tx`] then reports the precise error. Cheap: no task checks.
+    pub fn fee_of(&self, tx: &Transaction) -> Option<Amount> {
+        if matches!(tx, Transaction::ReclaimTask { .. }) {
+            return Some(Amount::ZERO);
+        }
+        let mut inputs = Amount::ZERO;
+        for i in tx.inputs() {
+            inputs = inputs.checked_add(self.utxos.get(&i.prevout)?.output.value).ok()?;
+        }
+        let mut out = Amount::checked_sum(tx.outputs().iter().map(|o| o.value)).ok()?;
+        if let Transaction::SubmitTask { bounty, .. } = tx {
+            out = out.checked_add(*bounty).ok()?;
+        }
+        inputs.checked_sub(out).ok()
+    }
+
     /// Checks `tx` (not a coinbase) as if it were the next transaction of a block at
     /// `height` on this state, and returns its fee; the state is left unchanged. Context-free
     /// checks and signatures are the caller's (`Transaction::check`,
