@@ -112,6 +112,9 @@ enum Request {
     Locator(Reply<Vec<Hash256>>),
     HeadersAfter { locator: Vec<Hash256>, stop: Hash256, max: usize, reply: Reply<Vec<Header>> },
     Blocks(Vec<Hash256>, Reply<Vec<Block>>),
+    PutBan { peer: String, until: u64, reply: Reply<()> },
+    RemoveBan(String, Reply<()>),
+    Bans(Reply<Vec<(String, u64)>>),
 }
 
 /// What the node announces to the network: blocks that became its tip by local mining or
@@ -224,6 +227,21 @@ impl Handle {
         ask!(self, |r| Request::Blocks(hashes, r))
     }
 
+    /// Persists a ban of `peer` (its text form) until unix time `until`.
+    pub async fn put_ban(&self, peer: String, until: u64) -> Result<(), NodeError> {
+        ask!(self, |reply| Request::PutBan { peer, until, reply })
+    }
+
+    /// Lifts a persisted ban.
+    pub async fn remove_ban(&self, peer: String) -> Result<(), NodeError> {
+        ask!(self, |r| Request::RemoveBan(peer, r))
+    }
+
+    /// Every persisted ban, `(peer, until)`.
+    pub async fn bans(&self) -> Result<Vec<(String, u64)>, NodeError> {
+        ask!(self, Request::Bans)
+    }
+
     /// Subscribes to the node's announcements.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Announce> {
         self.announce.subscribe()
@@ -298,6 +316,9 @@ impl Node {
                 let found = hashes.iter().filter_map(|h| self.chain.block(h).ok().flatten()).collect();
                 drop(r.send(Ok(found)))
             }
+            Request::PutBan { peer, until, reply } => drop(reply.send(self.chain.store().put_ban(&peer, until).map_err(NodeError::from))),
+            Request::RemoveBan(peer, r) => drop(r.send(self.chain.store().remove_ban(&peer).map_err(NodeError::from))),
+            Request::Bans(r) => drop(r.send(self.chain.store().bans().map_err(NodeError::from))),
             Request::Tasks(r) => {
                 let mut v: Vec<(Hash256, TaskState)> = self.chain.state().tasks().iter().map(|(k, t)| (*k, t.clone())).collect();
                 v.sort_by_key(|(_, t)| (t.created_height, t.best_height));
