@@ -20,5 +20,6 @@ pub mod miner;
 pub mod net;
 pub mod node;
 pub mod pouw;
+pub mod rpc;
 pub mod store;
 pub mod wallet;

@@ -138,14 +138,19 @@ impl Template {
     /// One ticket: the step with nonce `nonce`; the block if its hash meets
     /// `target * cost`.
     pub fn try_nonce(&self, nonce: u64) -> Option<Block> {
+        self.try_nonce_output(nonce).map(|(b, _)| b)
+    }
+
+    /// [`Template::try_nonce`], also returning the step's output (the block's new
+    /// parameters for its task), so the miner can score it without another step.
+    pub fn try_nonce_output(&self, nonce: u64) -> Option<(Block, Params)> {
         let mut header = self.header;
         header.nonce = nonce;
         let out = self.problem.step(&self.input, &header.ticket_seed()).ok()?;
         header.work.output_hash = out.hash();
-        (header.pow_value() <= self.effective_target).then(|| Block {
-            header,
-            witness: WorkWitness { input_params: self.input.0.clone() },
-            txs: self.txs.clone(),
+        (header.pow_value() <= self.effective_target).then(|| {
+            let block = Block { header, witness: WorkWitness { input_params: self.input.0.clone() }, txs: self.txs.clone() };
+            (block, out)
         })
     }
 
@@ -159,6 +164,9 @@ impl Template {
 /// Nonces a miner thread claims at a time: small enough that a new job is picked up within
 /// a few steps, large enough that the shared counter is not contended.
 const NONCE_CHUNK: u64 = 4;
+
+/// What receives a found block: `(job generation, block, the step's output)`.
+pub type OnBlock = dyn Fn(u64, Block, Params) + Send + Sync;
 
 /// The current job of the miner threads.
 struct Job {
@@ -184,9 +192,10 @@ pub struct MinerPool {
 }
 
 impl MinerPool {
-    /// Starts `threads` idle miner threads; `on_block` receives every block found (with
-    /// the generation of the job it solves, so stale finds can be told apart).
-    pub fn start(threads: usize, on_block: Arc<dyn Fn(u64, Block) + Send + Sync>) -> MinerPool {
+    /// Starts `threads` idle miner threads; `on_block` receives every block found with the
+    /// generation of the job it solves (so stale finds can be told apart) and the step's
+    /// output.
+    pub fn start(threads: usize, on_block: Arc<OnBlock>) -> MinerPool {
         let shared = Arc::new(Shared {
             job: Mutex::new(None),
             wake: Condvar::new(),
@@ -249,7 +258,7 @@ impl Drop for MinerPool {
     }
 }
 
-fn miner_thread(shared: &Shared, on_block: &(dyn Fn(u64, Block) + Send + Sync)) {
+fn miner_thread(shared: &Shared, on_block: &OnBlock) {
     loop {
         let job = {
             let mut guard = shared.job.lock().unwrap_or_else(|p| p.into_inner());
@@ -267,8 +276,8 @@ fn miner_thread(shared: &Shared, on_block: &(dyn Fn(u64, Block) + Send + Sync)) 
             let start = job.next_nonce.fetch_add(NONCE_CHUNK, Ordering::Relaxed);
             for nonce in start..start + NONCE_CHUNK {
                 shared.steps.fetch_add(1, Ordering::Relaxed);
-                if let Some(block) = job.template.try_nonce(nonce) {
-                    on_block(job.generation, block);
+                if let Some((block, output)) = job.template.try_nonce_output(nonce) {
+                    on_block(job.generation, block, output);
                 }
             }
         }
@@ -294,7 +303,7 @@ mod tests {
         let mut chain = ChainStore::open(dir.path(), params).unwrap();
         let (tx, rx) = mpsc::channel();
         let tx = Mutex::new(tx);
-        let pool = MinerPool::start(2, Arc::new(move |g, b| {
+        let pool = MinerPool::start(2, Arc::new(move |g, b, _out| {
             let _ = tx.lock().unwrap().send((g, b));
         }));
         assert_eq!(pool.threads(), 2);

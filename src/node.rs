@@ -11,7 +11,13 @@ use crate::chain::address::Address;
 use crate::chain::amount::Amount;
 use crate::chain::block::{Block, Header};
 use crate::chain::params::ChainParams;
-use crate::chain::state::TaskState;
+use crate::chain::state::{TaskState, UtxoEntry};
+use crate::chain::tx::{OutPoint, Transaction};
+use crate::compute::det::Mat;
+use crate::compute::problem::Params;
+use crate::hash::merkle_branch;
+use crate::pouw::task::TaskSpec;
+use crate::wallet::KeyInfo;
 use crate::hash::Hash256;
 use crate::mempool::{Mempool, MempoolConfig, MempoolError};
 use crate::miner::{self, MineError, TemplateRequest};
@@ -22,7 +28,10 @@ use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 
+mod mining;
 pub mod p2p;
+
+pub use mining::{choose_task, MiningInfo};
 
 /// Requests queued for the node thread. Bounded: an RPC burst waits instead of growing
 /// memory without limit; 256 is far above what one RPC server issues at once.
@@ -49,6 +58,9 @@ pub enum NodeError {
     /// Mining on demand is for the dev network only.
     #[error("{0} is only available on the dev network")]
     DevOnly(&'static str),
+    /// A request's argument is unusable (the message says why).
+    #[error("{0}")]
+    Invalid(String),
     /// A requested object does not exist.
     #[error("{0} not found")]
     NotFound(String),
@@ -99,6 +111,7 @@ type Reply<T> = oneshot::Sender<Result<T, NodeError>>;
 enum Request {
     Tip(Reply<TipInfo>),
     Block(BlockId, Reply<Block>),
+    BlockInfo(BlockId, Reply<BlockInfo>),
     SubmitBlock(Block, Reply<Accepted>),
     SendTx(crate::chain::tx::Transaction, Reply<Hash256>),
     AddTx(crate::chain::tx::Transaction, Reply<Hash256>),
@@ -115,6 +128,82 @@ enum Request {
     PutBan { peer: String, until: u64, reply: Reply<()> },
     RemoveBan(String, Reply<()>),
     Bans(Reply<Vec<(String, u64)>>),
+    MiningStart { threads: usize, payout: Option<Address>, reply: Reply<MiningInfo> },
+    MiningStop(Reply<MiningInfo>),
+    MiningInfo(Reply<MiningInfo>),
+    Mined { generation: u64, block: Block, output: Params },
+    Tx(Hash256, Reply<TxInfo>),
+    MerkleProof(Hash256, Reply<MerkleProof>),
+    SubmitTask { spec: Box<TaskSpec>, bounty: Amount, expires_in: u64, fee_rate: u64, reply: Reply<(Hash256, Hash256)> },
+    Reclaim(Hash256, Reply<Hash256>),
+    TaskSpec(Hash256, Reply<TaskSpec>),
+    TaskHistory(Hash256, Reply<Vec<ScorePoint>>),
+    Predict { task: Hash256, rows: Vec<Vec<f64>>, reply: Reply<Vec<f64>> },
+    WalletList(Reply<Vec<(KeyInfo, Balance)>>),
+    Utxos(Option<Vec<Address>>, Reply<Vec<(OutPoint, UtxoEntry)>>),
+    Mempool(Reply<Vec<PoolTx>>),
+    Shutdown(Reply<()>),
+}
+
+/// A block with where it stands, from [`Handle::block_info`].
+#[derive(Debug, Clone)]
+pub struct BlockInfo {
+    /// The block.
+    pub block: Block,
+    /// Its height.
+    pub height: u64,
+    /// Confirmations on the main chain (0: not on the main chain).
+    pub confirmations: u64,
+}
+
+/// A transaction found by [`Handle::tx`]: in a main-chain block or in the mempool.
+#[derive(Debug, Clone)]
+pub struct TxInfo {
+    /// The transaction.
+    pub tx: Transaction,
+    /// The containing block and its height (`None`: in the mempool).
+    pub block: Option<(Hash256, u64)>,
+    /// Confirmations (0 in the mempool).
+    pub confirmations: u64,
+}
+
+/// A merkle proof that a transaction is in a main-chain block (SPV).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MerkleProof {
+    /// The transaction.
+    pub txid: Hash256,
+    /// The block.
+    pub block: Hash256,
+    /// The block's height.
+    pub height: u64,
+    /// The transaction's position in the block.
+    pub index: usize,
+    /// Sibling hashes from the leaf up.
+    pub branch: crate::hash::MerkleBranch,
+    /// The block header's merkle root.
+    pub merkle_root: Hash256,
+}
+
+/// A task's best score after a main-chain block that changed the task.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ScorePoint {
+    /// The block height.
+    pub height: u64,
+    /// The best score after it.
+    pub score: f64,
+}
+
+/// A mempool transaction, summarised.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PoolTx {
+    /// Its txid.
+    pub txid: Hash256,
+    /// Its kind (`transfer`, `submit_task`, ...).
+    pub kind: String,
+    /// Encoded size.
+    pub size: usize,
+    /// Fee paid.
+    pub fee: Amount,
 }
 
 /// What the node announces to the network: blocks that became its tip by local mining or
@@ -156,6 +245,11 @@ impl Handle {
     /// A stored block.
     pub async fn block(&self, id: BlockId) -> Result<Block, NodeError> {
         ask!(self, |r| Request::Block(id, r))
+    }
+
+    /// A stored block with its height and confirmations.
+    pub async fn block_info(&self, id: BlockId) -> Result<BlockInfo, NodeError> {
+        ask!(self, |r| Request::BlockInfo(id, r))
     }
 
     /// Offers a block (from a peer or a miner).
@@ -242,6 +336,80 @@ impl Handle {
         ask!(self, Request::Bans)
     }
 
+    /// Starts (or restarts) the miner with `threads` threads paying `payout` (a wallet
+    /// address when `None`).
+    pub async fn mining_start(&self, threads: usize, payout: Option<Address>) -> Result<MiningInfo, NodeError> {
+        ask!(self, |reply| Request::MiningStart { threads, payout, reply })
+    }
+
+    /// Stops the miner.
+    pub async fn mining_stop(&self) -> Result<MiningInfo, NodeError> {
+        ask!(self, Request::MiningStop)
+    }
+
+    /// The miner's figures.
+    pub async fn mining_info(&self) -> Result<MiningInfo, NodeError> {
+        ask!(self, Request::MiningInfo)
+    }
+
+    /// A transaction from the main chain (transaction index) or the mempool.
+    pub async fn tx(&self, txid: Hash256) -> Result<TxInfo, NodeError> {
+        ask!(self, |r| Request::Tx(txid, r))
+    }
+
+    /// The merkle proof of a main-chain transaction.
+    pub async fn merkle_proof(&self, txid: Hash256) -> Result<MerkleProof, NodeError> {
+        ask!(self, |r| Request::MerkleProof(txid, r))
+    }
+
+    /// Submits a task with `bounty` from the wallet, open for `expires_in` blocks; returns
+    /// `(txid, task_id)`.
+    pub async fn submit_task(&self, spec: TaskSpec, bounty: Amount, expires_in: u64, fee_rate: u64) -> Result<(Hash256, Hash256), NodeError> {
+        let spec = Box::new(spec);
+        ask!(self, |reply| Request::SubmitTask { spec, bounty, expires_in, fee_rate, reply })
+    }
+
+    /// Reclaims the bounty of an expired, unsolved task created by this wallet.
+    pub async fn reclaim(&self, task: Hash256) -> Result<Hash256, NodeError> {
+        ask!(self, |r| Request::Reclaim(task, r))
+    }
+
+    /// A task's spec.
+    pub async fn task_spec(&self, task: Hash256) -> Result<TaskSpec, NodeError> {
+        ask!(self, |r| Request::TaskSpec(task, r))
+    }
+
+    /// A task's best score after each main-chain block that changed the task.
+    pub async fn task_history(&self, task: Hash256) -> Result<Vec<ScorePoint>, NodeError> {
+        ask!(self, |r| Request::TaskHistory(task, r))
+    }
+
+    /// Predictions of a task's best model on `rows` (each of the task's input width).
+    pub async fn predict(&self, task: Hash256, rows: Vec<Vec<f64>>) -> Result<Vec<f64>, NodeError> {
+        ask!(self, |reply| Request::Predict { task, rows, reply })
+    }
+
+    /// The wallet's keys, each with its balance.
+    pub async fn wallet_list(&self) -> Result<Vec<(KeyInfo, Balance)>, NodeError> {
+        ask!(self, Request::WalletList)
+    }
+
+    /// Unspent outputs paying `addresses` (the wallet's when `None`).
+    pub async fn utxos(&self, addresses: Option<Vec<Address>>) -> Result<Vec<(OutPoint, UtxoEntry)>, NodeError> {
+        ask!(self, |r| Request::Utxos(addresses, r))
+    }
+
+    /// The mempool, highest fee rate first.
+    pub async fn mempool(&self) -> Result<Vec<PoolTx>, NodeError> {
+        ask!(self, Request::Mempool)
+    }
+
+    /// Stops the node thread (miner first), flushing the store; other handles then get
+    /// [`NodeError::Stopped`]. Returns once the thread has stopped taking requests.
+    pub async fn shutdown(&self) -> Result<(), NodeError> {
+        ask!(self, Request::Shutdown)
+    }
+
     /// Subscribes to the node's announcements.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Announce> {
         self.announce.subscribe()
@@ -255,6 +423,10 @@ struct Node {
     wallet: Wallet,
     mock_time: Option<u64>,
     announce: tokio::sync::broadcast::Sender<Announce>,
+    mining: Option<mining::Mining>,
+    /// Our own request queue, weakly (miner threads report finds here; a strong sender
+    /// would keep the node alive after every handle is gone).
+    weak_self: mpsc::WeakSender<Request>,
 }
 
 /// Opens the chain and wallet in `opts.datadir` and starts the node thread. The thread
@@ -264,14 +436,32 @@ pub fn spawn(opts: NodeOptions) -> Result<(Handle, std::thread::JoinHandle<()>),
     let chain = ChainStore::open(&opts.datadir.join("chain"), opts.params.clone())?;
     let wallet = Wallet::open_or_create(&opts.datadir, opts.params.network)?;
     let (announce, _) = tokio::sync::broadcast::channel(ANNOUNCE_BUFFER);
-    let mut node = Node { chain, mempool: Mempool::new(opts.mempool), wallet, mock_time: None, announce: announce.clone() };
     let (tx, mut rx) = mpsc::channel(QUEUE);
+    let mut node = Node {
+        chain,
+        mempool: Mempool::new(opts.mempool),
+        wallet,
+        mock_time: None,
+        announce: announce.clone(),
+        mining: None,
+        weak_self: tx.downgrade(),
+    };
     let thread = std::thread::Builder::new()
         .name("gc-node".into())
         .spawn(move || {
             while let Some(req) = rx.blocking_recv() {
+                if let Request::Shutdown(reply) = req {
+                    node.mining = None;
+                    if let Err(e) = node.chain.store().flush() {
+                        tracing::error!("flushing the store at shutdown: {e}");
+                    }
+                    let _ = reply.send(Ok(()));
+                    return;
+                }
                 node.handle(req);
             }
+            // Stop the miner threads before the final flush.
+            node.mining = None;
             if let Err(e) = node.chain.store().flush() {
                 tracing::error!("flushing the store at shutdown: {e}");
             }
@@ -290,6 +480,7 @@ impl Node {
         match req {
             Request::Tip(r) => drop(r.send(Ok(self.tip()))),
             Request::Block(id, r) => drop(r.send(self.block(id))),
+            Request::BlockInfo(id, r) => drop(r.send(self.block_info(id))),
             Request::SubmitBlock(b, r) => drop(r.send(self.accept_block(&b))),
             Request::AddTx(tx, r) => drop(r.send(self.add_tx(tx))),
             Request::SendTx(tx, r) => {
@@ -319,6 +510,25 @@ impl Node {
             Request::PutBan { peer, until, reply } => drop(reply.send(self.chain.store().put_ban(&peer, until).map_err(NodeError::from))),
             Request::RemoveBan(peer, r) => drop(r.send(self.chain.store().remove_ban(&peer).map_err(NodeError::from))),
             Request::Bans(r) => drop(r.send(self.chain.store().bans().map_err(NodeError::from))),
+            Request::MiningStart { threads, payout, reply } => drop(reply.send(self.start_mining(threads, payout))),
+            Request::MiningStop(r) => drop(r.send(Ok(self.stop_mining()))),
+            Request::MiningInfo(r) => drop(r.send(Ok(self.mining_info()))),
+            Request::Mined { generation, block, output } => self.on_mined(generation, block, output),
+            Request::Tx(txid, r) => drop(r.send(self.find_tx(txid))),
+            Request::MerkleProof(txid, r) => drop(r.send(self.merkle_proof(txid))),
+            Request::SubmitTask { spec, bounty, expires_in, fee_rate, reply } => {
+                drop(reply.send(self.submit_task(*spec, bounty, expires_in, fee_rate)))
+            }
+            Request::Reclaim(task, r) => drop(r.send(self.reclaim(task))),
+            Request::TaskSpec(task, r) => drop(r.send(
+                self.chain.state().spec(&task).cloned().ok_or_else(|| NodeError::NotFound(format!("task {task}"))),
+            )),
+            Request::TaskHistory(task, r) => drop(r.send(self.task_history(task))),
+            Request::Predict { task, rows, reply } => drop(reply.send(self.predict(task, rows))),
+            Request::WalletList(r) => drop(r.send(Ok(self.wallet_list()))),
+            Request::Utxos(addrs, r) => drop(r.send(Ok(self.utxos(addrs)))),
+            Request::Mempool(r) => drop(r.send(Ok(self.mempool_list()))),
+            Request::Shutdown(r) => drop(r.send(Ok(()))), // handled by the thread's loop
             Request::Tasks(r) => {
                 let mut v: Vec<(Hash256, TaskState)> = self.chain.state().tasks().iter().map(|(k, t)| (*k, t.clone())).collect();
                 v.sort_by_key(|(_, t)| (t.created_height, t.best_height));
@@ -372,6 +582,15 @@ impl Node {
         self.chain.block(&hash)?.ok_or_else(|| NodeError::NotFound(format!("block {hash}")))
     }
 
+    fn block_info(&self, id: BlockId) -> Result<BlockInfo, NodeError> {
+        let block = self.block(id)?;
+        let hash = block.hash();
+        let height = self.chain.index().get(&hash).map_or(0, |e| e.height);
+        let main = self.chain.hash_at(height)? == Some(hash);
+        let confirmations = if main { self.chain.height() - height + 1 } else { 0 };
+        Ok(BlockInfo { block, height, confirmations })
+    }
+
     /// Accepts a block and brings the mempool and wallet up to the new tip.
     fn accept_block(&mut self, block: &Block) -> Result<Accepted, NodeError> {
         let now = self.now();
@@ -379,7 +598,11 @@ impl Node {
         if let Accepted::NewTip { disconnected, connected } = &accepted {
             self.after_tip_change(disconnected, connected)?;
             let e = self.chain.tip_entry();
-            tracing::info!(height = e.height, hash = %self.chain.tip(), task = %e.header.work.task_id, "connected block");
+            let (height, task) = (e.height, e.header.work.task_id);
+            let score = self.chain.state().task(&task).map_or(f64::NAN, |t| t.best_score);
+            let steps_per_sec = self.steps_per_sec();
+            tracing::info!(height, hash = %self.chain.tip(), task = %task, score, steps_per_sec, "connected block");
+            self.refresh_mining();
         }
         Ok(accepted)
     }
@@ -417,6 +640,7 @@ impl Node {
         let height = self.chain.height() + 1;
         let txid = self.mempool.add(tx, self.chain.state_mut(), height, &params)?;
         self.reserve_pool_inputs();
+        self.refresh_mining();
         Ok(txid)
     }
 
@@ -469,6 +693,97 @@ impl Node {
             out.push(hash);
         }
         Ok(out)
+    }
+
+    fn find_tx(&self, txid: Hash256) -> Result<TxInfo, NodeError> {
+        if let Some(e) = self.mempool.get(&txid) {
+            return Ok(TxInfo { tx: e.tx.clone(), block: None, confirmations: 0 });
+        }
+        let (block, height, i) = self.chain.find_tx(&txid)?.ok_or_else(|| NodeError::NotFound(format!("transaction {txid}")))?;
+        let confirmations = self.chain.height() - height + 1;
+        Ok(TxInfo { tx: block.txs[i].clone(), block: Some((block.hash(), height)), confirmations })
+    }
+
+    fn merkle_proof(&self, txid: Hash256) -> Result<MerkleProof, NodeError> {
+        let (block, height, index) =
+            self.chain.find_tx(&txid)?.ok_or_else(|| NodeError::NotFound(format!("transaction {txid} in the main chain")))?;
+        let txids: Vec<Hash256> = block.txs.iter().map(Transaction::txid).collect();
+        Ok(MerkleProof {
+            txid,
+            block: block.hash(),
+            height,
+            index,
+            branch: merkle_branch(&txids, index).ok_or_else(|| NodeError::NotFound(format!("transaction {txid} in its block")))?,
+            merkle_root: block.header.merkle_root,
+        })
+    }
+
+    fn submit_task(&mut self, spec: TaskSpec, bounty: Amount, expires_in: u64, fee_rate: u64) -> Result<(Hash256, Hash256), NodeError> {
+        let height = self.chain.height() + 1;
+        let expires = height.saturating_add(expires_in);
+        let tx = self.wallet.submit_task(self.chain.state_mut(), height, spec, bounty, expires, fee_rate)?;
+        let txid = self.add_tx(tx.clone())?;
+        let _ = self.announce.send(Announce::Tx(tx));
+        // A task's id is the txid of its submission.
+        Ok((txid, txid))
+    }
+
+    fn reclaim(&mut self, task: Hash256) -> Result<Hash256, NodeError> {
+        let height = self.chain.height() + 1;
+        let tx = self.wallet.reclaim(self.chain.state_mut(), height, task)?;
+        let txid = self.add_tx(tx.clone())?;
+        let _ = self.announce.send(Announce::Tx(tx));
+        Ok(txid)
+    }
+
+    fn task_history(&self, task: Hash256) -> Result<Vec<ScorePoint>, NodeError> {
+        let t = self.chain.state().task(&task).ok_or_else(|| NodeError::NotFound(format!("task {task}")))?;
+        // The undo record of each block holds the task's state before the block: the
+        // score after a touching block is the score before the next one (or the current).
+        let mut touches: Vec<(u64, f64)> = Vec::new();
+        for height in t.created_height..=self.chain.height() {
+            let Some(h) = self.chain.hash_at(height)? else { break };
+            let Some(undo) = self.chain.store().undo(&h)? else { continue };
+            if let Some((_, before)) = undo.tasks.iter().find(|(id, _)| *id == task) {
+                touches.push((height, before.as_ref().map_or(f64::NAN, |b| b.best_score)));
+            }
+        }
+        let mut out = Vec::with_capacity(touches.len());
+        for (i, &(height, _)) in touches.iter().enumerate() {
+            let score = touches.get(i + 1).map_or(t.best_score, |next| next.1);
+            out.push(ScorePoint { height, score });
+        }
+        Ok(out)
+    }
+
+    fn predict(&mut self, task: Hash256, rows: Vec<Vec<f64>>) -> Result<Vec<f64>, NodeError> {
+        let best = self.chain.state().task(&task).ok_or_else(|| NodeError::NotFound(format!("task {task}")))?.best_params.clone();
+        let problem = self.chain.state_mut().problem(&task).map_err(|e| NodeError::Invalid(e.to_string()))?;
+        let cols = rows.first().map_or(0, Vec::len);
+        if let Some((i, r)) = rows.iter().enumerate().find(|(_, r)| r.len() != cols) {
+            return Err(NodeError::Invalid(format!("row {i} has {} values, row 0 has {cols}", r.len())));
+        }
+        let data: Vec<f64> = rows.concat();
+        let x = Mat::from_vec(rows.len(), cols, data).map_err(|e| NodeError::Invalid(e.to_string()))?;
+        problem.predict(&Params(best), &x).map_err(|e| NodeError::Invalid(e.to_string()))
+    }
+
+    fn wallet_list(&self) -> Vec<(KeyInfo, Balance)> {
+        self.wallet.balances(self.chain.state(), self.chain.height() + 1)
+    }
+
+    fn utxos(&self, addresses: Option<Vec<Address>>) -> Vec<(OutPoint, UtxoEntry)> {
+        let want: std::collections::HashSet<Address> = addresses.unwrap_or_else(|| self.wallet.addresses()).into_iter().collect();
+        let mut v: Vec<(OutPoint, UtxoEntry)> =
+            self.chain.state().utxos().iter().filter(|(_, e)| want.contains(&e.output.address)).map(|(o, e)| (*o, e.clone())).collect();
+        v.sort_by_key(|(o, e)| (e.height, o.txid, o.vout));
+        v
+    }
+
+    fn mempool_list(&self) -> Vec<PoolTx> {
+        let mut v: Vec<&crate::mempool::MempoolEntry> = self.mempool.iter().collect();
+        v.sort_by_key(|e| (std::cmp::Reverse(e.fee_rate), e.seq));
+        v.into_iter().map(|e| PoolTx { txid: e.txid, kind: e.tx.kind_name().to_string(), size: e.size, fee: e.fee }).collect()
     }
 
     fn set_mock_time(&mut self, t: Option<u64>) -> Result<(), NodeError> {

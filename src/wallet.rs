@@ -307,6 +307,20 @@ impl Wallet {
         }
     }
 
+    /// Each key with its own balance (reserved coins included: they are still ours until
+    /// mined).
+    pub fn balances(&self, state: &State, height: u64) -> Vec<(KeyInfo, Balance)> {
+        self.list()
+            .into_iter()
+            .map(|k| {
+                let one: HashSet<Address> = std::iter::once(k.address).collect();
+                let (coins, immature) = coins::wallet_coins(state, &one, height, self.params.coinbase_maturity);
+                let spendable = coins.iter().fold(Amount::ZERO, |acc, c| acc.checked_add(c.entry.output.value).unwrap_or(Amount::MAX));
+                (k, Balance { spendable, immature })
+            })
+            .collect()
+    }
+
     /// The wallet's unreserved spendable coins (largest first) and its maturing amount.
     fn coins(&self, state: &State, height: u64) -> (Vec<coins::Coin>, Amount) {
         let (mut spendable, immature) =

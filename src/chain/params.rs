@@ -94,7 +94,7 @@ impl ChainParams {
             spacing: 5,
             halflife: 60,
             drift: 15,
-            maturity: 20,
+            maturity: 10,
             halving: 210_000,
             task: public_task(1000, 16, 0x7465_7374),
             p2p_port: 19733,

@@ -1,10 +1,17 @@
-//! `gradientcoin bench chain`: consensus benchmarks that print ratios against references
-//! measured in the same run (the machines are noisy; absolute times mean little).
+//! `gradientcoin bench chain|sync|propagation`: benchmarks that print ratios against
+//! references measured in the same run (the machines are noisy; absolute times mean little).
 //!
+//! `bench chain`:
 //! 1. Validation throughput of a block full of transfers, against the raw `verify_strict`
 //!    rate of the same machine.
 //! 2. The time to replay one step of each kind, next to its cost in work units.
 //! 3. Expected mining work per block against the work of verifying it, at test params.
+//!
+//! `bench sync`: a node syncs dev blocks from another over libp2p on 127.0.0.1, against
+//! the rate of feeding the same blocks to a fresh node's `submit_block` (no network).
+//!
+//! `bench propagation`: a ring of nodes on 127.0.0.1, the miner rotating; the latency until
+//! each node, and every node, has a new block as its tip.
 
 use crate::chain::address::Address;
 use crate::chain::amount::Amount;
@@ -188,4 +195,225 @@ fn mining_vs_verification() -> anyhow::Result<()> {
 
 fn u256_to_f64(v: U256) -> f64 {
     v.to_be_bytes().iter().fold(0.0, |acc, b| acc * 256.0 + f64::from(*b))
+}
+
+/// Waits this long at most for a sync or a block to reach a node before the benchmark
+/// reports it as lost (a benchmark must end even when the network misbehaves).
+const NET_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// How often the network benchmarks poll a node's tip: the resolution of their latencies.
+const POLL: std::time::Duration = std::time::Duration::from_millis(2);
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// A dev node on a temp dir, with (once [`BenchNode::networked`]) its network and glue.
+struct BenchNode {
+    _dir: tempfile::TempDir,
+    node: crate::node::Handle,
+    thread: std::thread::JoinHandle<()>,
+    net: Option<crate::net::NetHandle>,
+}
+
+impl BenchNode {
+    fn start() -> anyhow::Result<BenchNode> {
+        let dir = tempfile::tempdir().context("temp dir")?;
+        let opts = crate::node::NodeOptions {
+            params: ChainParams::dev(),
+            datadir: dir.path().to_path_buf(),
+            mempool: crate::mempool::MempoolConfig { max_bytes: 1 << 20, min_fee_rate: 1 },
+        };
+        let (node, thread) = crate::node::spawn(opts)?;
+        Ok(BenchNode { _dir: dir, node, thread, net: None })
+    }
+
+    /// Starts the node's network on 127.0.0.1 (free port) and the p2p glue.
+    fn networked(mut self) -> anyhow::Result<BenchNode> {
+        let params = ChainParams::dev();
+        let cfg = crate::net::NetConfig {
+            keypair: libp2p::identity::Keypair::generate_ed25519(),
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().context("listen address")?],
+            bootstrap: vec![],
+            mdns: false,
+            chain_id: params.chain_id,
+            max_block_bytes: params.max_block_bytes,
+            max_tx_bytes: params.tx_limits.max_tx_bytes,
+            idle_timeout: std::time::Duration::from_secs(60),
+            banned: vec![],
+        };
+        let (net, events) = crate::net::spawn(cfg)?;
+        tokio::spawn(crate::node::p2p::run(self.node.clone(), net.clone(), events));
+        self.net = Some(net);
+        Ok(self)
+    }
+
+    fn net(&self) -> anyhow::Result<&crate::net::NetHandle> {
+        self.net.as_ref().context("the node has no network")
+    }
+
+    async fn addr(&self) -> anyhow::Result<libp2p::Multiaddr> {
+        let net = self.net()?;
+        let addr = net.listen_addrs().await?.into_iter().next().context("no listen address")?;
+        Ok(addr.with(libp2p::multiaddr::Protocol::P2p(net.local_peer_id())))
+    }
+
+    /// Polls until the tip is `hash`; the time it took, or `None` past [`NET_DEADLINE`].
+    async fn wait_tip(&self, hash: crate::hash::Hash256, since: Instant) -> anyhow::Result<Option<f64>> {
+        loop {
+            if self.node.tip().await?.hash == hash {
+                return Ok(Some(since.elapsed().as_secs_f64()));
+            }
+            if since.elapsed() > NET_DEADLINE {
+                return Ok(None);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+/// Drops the runtime (ending the glue and network tasks, which hold node handles), then
+/// joins the node threads so their stores flush before the temp dirs go.
+fn shut_down(rt: tokio::runtime::Runtime, nodes: Vec<BenchNode>) {
+    let mut threads = Vec::new();
+    let mut dirs = Vec::new();
+    for n in nodes {
+        threads.push(n.thread);
+        dirs.push(n._dir);
+    }
+    drop(rt);
+    for t in threads {
+        let _ = t.join();
+    }
+    drop(dirs);
+}
+
+/// `bench sync`: node B syncs `blocks` dev blocks from node A over libp2p on 127.0.0.1;
+/// the reference is a fresh node fed the same blocks through `submit_block` (the node's
+/// own validation rate, no network).
+pub fn sync(blocks: u64) -> anyhow::Result<()> {
+    if blocks == 0 {
+        bail!("--blocks must be at least 1");
+    }
+    let rt = runtime()?;
+    let nodes = rt.block_on(async {
+        outln!("== sync: {blocks} dev blocks over libp2p on 127.0.0.1, against local validation");
+        let a = BenchNode::start()?.networked()?;
+        // Mined in a burst, the blocks' times run ahead of the clock (each at least the
+        // median time past + 1): mining on a clock well back keeps them in B's past.
+        a.node.set_mock_time(Some(unix_now().saturating_sub(3600 + blocks))).await?;
+        let started = Instant::now();
+        a.node.generate(blocks, None).await?;
+        outln!("  mined on A in {:.2} s", started.elapsed().as_secs_f64());
+        let tip = a.node.tip().await?;
+
+        // Over the network.
+        let b = BenchNode::start()?.networked()?;
+        let started = Instant::now();
+        b.net()?.dial(a.addr().await?).await?;
+        let Some(net_secs) = b.wait_tip(tip.hash, started).await? else {
+            bail!("B did not reach A's tip within {NET_DEADLINE:?}");
+        };
+        let net_rate = blocks as f64 / net_secs;
+        outln!("  network sync (dial to tip): {net_secs:.2} s, {net_rate:.0} blocks/s");
+
+        // Reference: the same blocks straight into a fresh node.
+        let c = BenchNode::start()?;
+        let mut chain = Vec::with_capacity(blocks as usize);
+        for h in 1..=blocks {
+            chain.push(a.node.block(crate::node::BlockId::Height(h)).await?);
+        }
+        let started = Instant::now();
+        for block in chain {
+            c.node.submit_block(block).await?;
+        }
+        let local_secs = started.elapsed().as_secs_f64();
+        let local_rate = blocks as f64 / local_secs;
+        outln!("  local submit_block: {local_secs:.2} s, {local_rate:.0} blocks/s");
+        outln!("  ratio network sync / local validation: {:.2}", net_rate / local_rate);
+        Ok::<_, anyhow::Error>(vec![a, b, c])
+    })?;
+    shut_down(rt, nodes);
+    Ok(())
+}
+
+/// The `q`-quantile (nearest rank) of sorted `v`, in milliseconds.
+fn quantile_ms(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1] * 1e3
+}
+
+/// `bench propagation`: `nodes` nodes in a ring on 127.0.0.1; each of `blocks` blocks is
+/// mined by the next node in turn, and the time from the miner's `generate` returning
+/// until each other node has the block as its tip is recorded.
+pub fn propagation(nodes: usize, blocks: u64) -> anyhow::Result<()> {
+    if nodes < 2 || blocks == 0 {
+        bail!("need --nodes >= 2 and --blocks >= 1");
+    }
+    let rt = runtime()?;
+    let all = rt.block_on(async {
+        outln!("== propagation: {blocks} blocks through a ring of {nodes} nodes on 127.0.0.1, miner rotating");
+        let mut all = Vec::with_capacity(nodes);
+        for _ in 0..nodes {
+            all.push(BenchNode::start()?.networked()?);
+        }
+        for i in 0..nodes {
+            let next = all[(i + 1) % nodes].addr().await?;
+            all[i].net()?.dial(next).await?;
+        }
+        // Every node sees its ring neighbours (one neighbour when there are two nodes).
+        let want = if nodes == 2 { 1 } else { 2 };
+        let started = Instant::now();
+        for n in &all {
+            while n.net()?.peers().await?.len() < want {
+                if started.elapsed() > NET_DEADLINE {
+                    bail!("the ring did not connect within {NET_DEADLINE:?}");
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        }
+        // Gossipsub builds its meshes on heartbeats (500 ms) after the subscriptions.
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+
+        let mut per_node = Vec::new();
+        let mut coverage = Vec::new();
+        let mut lost = 0usize;
+        for k in 0..blocks {
+            let miner = (k as usize) % nodes;
+            let hash = *all[miner].node.generate(1, None).await?.first().context("a mined block")?;
+            let since = Instant::now();
+            let waits = all
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != miner)
+                .map(|(_, n)| n.wait_tip(hash, since));
+            let times = futures::future::try_join_all(waits).await?;
+            let mut worst: f64 = 0.0;
+            for t in times {
+                match t {
+                    Some(t) => {
+                        per_node.push(t);
+                        worst = worst.max(t);
+                    }
+                    None => lost += 1,
+                }
+            }
+            coverage.push(worst);
+        }
+        per_node.sort_by(f64::total_cmp);
+        coverage.sort_by(f64::total_cmp);
+        outln!("  per node ({} samples):     p50 {:.1} ms, p99 {:.1} ms", per_node.len(), quantile_ms(&per_node, 0.5), quantile_ms(&per_node, 0.99));
+        outln!("  full coverage ({} blocks): p50 {:.1} ms, p99 {:.1} ms", coverage.len(), quantile_ms(&coverage, 0.5), quantile_ms(&coverage, 0.99));
+        outln!("  (tips polled every {} ms; {lost} node-blocks not reached within {NET_DEADLINE:?})", POLL.as_millis());
+        Ok::<_, anyhow::Error>(all)
+    })?;
+    shut_down(rt, all);
+    Ok(())
 }

@@ -128,7 +128,7 @@ fn key_values(s: &str) -> Result<Vec<(&str, &str)>, String> {
     Ok(out)
 }
 
-fn parse_synthetic(s: &str) -> Result<Synthetic, String> {
+pub(super) fn parse_synthetic(s: &str) -> Result<Synthetic, String> {
     let mut syn = Synthetic { n: 2000, d: 32, seed: 1, scale: 0.5 };
     for (k, v) in key_values(s)? {
         let bad = |what: &str| format!("{k}={v:?} is not {what}");
@@ -194,7 +194,7 @@ pub fn run(cmd: ComputeCommand) -> anyhow::Result<()> {
 }
 
 /// Reads a matrix file (.csv or .npy), naming the file in every error.
-fn read_matrix(path: &Path) -> anyhow::Result<Mat> {
+pub(super) fn read_matrix(path: &Path) -> anyhow::Result<Mat> {
     let format = Format::from_path(path).with_context(|| path.display().to_string())?;
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     data::parse_matrix(format, &bytes).with_context(|| path.display().to_string())

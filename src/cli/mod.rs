@@ -20,7 +20,10 @@ macro_rules! out {
 }
 
 mod bench;
+mod client;
 mod compute;
+mod node;
+mod testnet;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -29,12 +32,50 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "gradientcoin", version, about, propagate_version = true)]
 pub struct Cli {
+    #[command(flatten)]
+    config: node::ConfigArgs,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a node: peer-to-peer networking, JSON-RPC, optionally the miner.
+    Node(node::NodeArgs),
+    /// Start a local multi-node testnet of node processes with a live view.
+    Testnet(testnet::TestnetArgs),
+    /// Wallet: keys, balance, payments (through a running node).
+    Wallet {
+        #[command(subcommand)]
+        cmd: client::WalletCommand,
+        /// Print JSON.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Training tasks: submit with a bounty, list, show, fetch the model, predict.
+    Task {
+        #[command(subcommand)]
+        cmd: client::TaskCommand,
+        /// Print JSON.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Chain queries: tip, blocks, transactions, proofs, UTXOs, mempool, peers.
+    Query {
+        #[command(subcommand)]
+        cmd: client::QueryCommand,
+        /// Print JSON.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// The node's built-in miner: start, stop, info.
+    Mining {
+        #[command(subcommand)]
+        cmd: client::MiningCommand,
+        /// Print JSON.
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// Run the numerical solvers locally (off-chain): solve a task, benchmark kernels.
     #[command(subcommand)]
     Compute(compute::ComputeCommand),
@@ -51,6 +92,23 @@ enum BenchCommand {
         /// Transfers in the validation benchmark's block.
         #[arg(long, default_value_t = 2000)]
         txs: usize,
+    },
+    /// Headers-first sync of dev blocks between two nodes over libp2p on 127.0.0.1,
+    /// against feeding the same blocks to a node without a network.
+    Sync {
+        /// Blocks to sync.
+        #[arg(long, default_value_t = 300)]
+        blocks: u64,
+    },
+    /// Gossip propagation of blocks through a ring of nodes on 127.0.0.1, the miner
+    /// rotating: per-node and full-coverage latency percentiles.
+    Propagation {
+        /// Nodes in the ring.
+        #[arg(long, default_value_t = 8)]
+        nodes: usize,
+        /// Blocks to propagate.
+        #[arg(long, default_value_t = 30)]
+        blocks: u64,
     },
 }
 
@@ -78,9 +136,18 @@ pub fn main() -> ExitCode {
 
 /// Runs a parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let c = &cli.config;
     match cli.command {
+        Command::Node(args) => node::run(c, args),
+        Command::Testnet(args) => testnet::run(c, args),
+        Command::Wallet { cmd, json } => client::wallet(c, cmd, json),
+        Command::Task { cmd, json } => client::task(c, cmd, json),
+        Command::Query { cmd, json } => client::query(c, cmd, json),
+        Command::Mining { cmd, json } => client::mining(c, cmd, json),
         Command::Compute(cmd) => compute::run(cmd),
         Command::Bench(BenchCommand::Chain { txs }) => bench::run(txs),
+        Command::Bench(BenchCommand::Sync { blocks }) => bench::sync(blocks),
+        Command::Bench(BenchCommand::Propagation { nodes, blocks }) => bench::propagation(nodes, blocks),
     }
 }
 

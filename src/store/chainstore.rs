@@ -155,6 +155,19 @@ impl ChainStore {
         self.store.main_hash(height)
     }
 
+    /// A main-chain transaction: its block, the block's height and the transaction's
+    /// position in it (from the transaction index).
+    pub fn find_tx(&self, txid: &Hash256) -> Result<Option<(Block, u64, usize)>, StoreError> {
+        let Some(h) = self.store.tx_block(txid)? else { return Ok(None) };
+        let Some(e) = self.index.get(&h) else { return Ok(None) };
+        if self.hash_at(e.height)? != Some(h) {
+            return Ok(None); // a disconnected block's entry
+        }
+        let height = e.height;
+        let Some(block) = self.store.block(&h)? else { return Ok(None) };
+        Ok(block.txs.iter().position(|t| t.txid() == *txid).map(|i| (block, height, i)))
+    }
+
     /// Accepts a block: context-free checks, header checks against its parent at local
     /// time `now`, storage, then fork choice (connecting, or reorganising to, the chain
     /// with the most work). A block that fails to connect is marked invalid with its
@@ -237,7 +250,8 @@ impl ChainStore {
         let (undo, delta) = self.state.connect(&block, entry.height, &self.params).map_err(BlockError::from)?;
         let mut valid = entry;
         valid.status = BlockStatus::Valid;
-        if let Err(e) = self.store.connect(h, valid.height, &valid, &undo, &delta) {
+        let txids: Vec<Hash256> = block.txs.iter().map(|t| t.txid()).collect();
+        if let Err(e) = self.store.connect(h, valid.height, &valid, &undo, &delta, &txids) {
             self.state.disconnect(&undo);
             return Err(e.into());
         }

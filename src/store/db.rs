@@ -72,6 +72,7 @@ pub struct Store {
     task_data: sled::Tree,
     undo: sled::Tree,
     meta: sled::Tree,
+    txindex: sled::Tree,
 }
 
 fn outpoint_key(o: &OutPoint) -> [u8; 36] {
@@ -118,6 +119,7 @@ impl Store {
             task_data: db.open_tree("task_data")?,
             undo: db.open_tree("undo")?,
             meta: db.open_tree("meta")?,
+            txindex: db.open_tree("txindex")?,
             db,
         };
         match s.meta.get(META_SCHEMA)? {
@@ -257,11 +259,26 @@ impl Store {
     /// Connects block `h` at `height`: applies the delta to the UTXO set and tasks, stores
     /// the undo record and the index entry, sets main[height] and the tip — one
     /// transaction, then a flush.
-    pub fn connect(&self, h: &Hash256, height: u64, entry: &IndexEntry, undo: &Undo, delta: &Delta) -> Result<(), StoreError> {
+    ///
+    /// Also points `txindex[txid]` at `h` for each of `txids` (the block's transactions).
+    /// Entries of disconnected blocks are not removed: readers check that the block is on
+    /// the main chain, and a later connect of the same txid overwrites the entry.
+    pub fn connect(
+        &self,
+        h: &Hash256,
+        height: u64,
+        entry: &IndexEntry,
+        undo: &Undo,
+        delta: &Delta,
+        txids: &[Hash256],
+    ) -> Result<(), StoreError> {
         let undo_bytes = enc(undo);
         let entry_bytes = enc(entry);
-        (&self.utxo, &self.tasks, &self.task_data, &self.undo, &self.index, &self.main, &self.meta)
-            .transaction(|(utxo, tasks, task_data, undo_t, index, main, meta)| {
+        (&self.utxo, &self.tasks, &self.task_data, &self.undo, &self.index, &self.main, &self.meta, &self.txindex)
+            .transaction(|(utxo, tasks, task_data, undo_t, index, main, meta, txindex)| {
+                for t in txids {
+                    txindex.insert(&t.0, &h.0)?;
+                }
                 for o in &delta.spent {
                     utxo.remove(&outpoint_key(o)[..])?;
                 }
@@ -313,6 +330,11 @@ impl Store {
             })
             .map_err(tx_err)?;
         self.flush()
+    }
+
+    /// The block that last connected transaction `txid` (check it is on the main chain).
+    pub fn tx_block(&self, txid: &Hash256) -> Result<Option<Hash256>, StoreError> {
+        Ok(self.txindex.get(txid.0)?.and_then(|v| hash_from_key(&v)))
     }
 
     /// Bans `peer` until unix time `until` (persisted).

@@ -1,0 +1,269 @@
+//! The node's built-in miner: which task to step, the job the miner threads work on, and
+//! what to do with what they find.
+//!
+//! Owns the mining policy only. Validity stays `chain`'s (a found block goes through the
+//! same `accept_block` as a peer's) and the ticket loop is `miner::MinerPool`'s.
+//!
+//! Bounties: a block's own step that solves a task would burn the bounty unless the
+//! coinbase had claimed it beforehand (the ticket seed commits to the coinbase). So when a
+//! found block's output solves a task with a bounty, the miner does not publish that block:
+//! it keeps the output as a private, fee-less model update paying the bounty to its payout
+//! address, and mines it into its next block, whose own step then goes to another task.
+
+use super::{Announce, Node, NodeError, Request};
+use crate::chain::address::Address;
+use crate::chain::amount::Amount;
+use crate::chain::block::Block;
+use crate::chain::state::State;
+use crate::chain::tx::Transaction;
+use crate::compute::problem::Params;
+use crate::hash::Hash256;
+use crate::miner::{self, MinerPool, TemplateRequest};
+use crate::store::chainstore::Accepted;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The running miner.
+pub(super) struct Mining {
+    pool: MinerPool,
+    payout: Address,
+    started: Instant,
+    blocks_found: u64,
+    task: Option<Hash256>,
+    /// Model updates that solve a task, waiting for our next block.
+    held: Vec<Transaction>,
+    /// The last rate sample `(when, steps)` and the rate it gave.
+    sample: (Instant, u64),
+    rate: f64,
+}
+
+/// What `mining_info` reports.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MiningInfo {
+    /// Whether the miner threads run.
+    pub running: bool,
+    /// Number of miner threads.
+    pub threads: usize,
+    /// Who the coinbase (and claimed bounties) pay.
+    pub payout: Option<Address>,
+    /// The task the current job steps.
+    pub task: Option<Hash256>,
+    /// Steps (tickets) tried since mining started.
+    pub steps: u64,
+    /// Recent steps per second (over the last second or more).
+    pub steps_per_sec: f64,
+    /// Blocks mined into the chain since mining started.
+    pub blocks_found: u64,
+    /// Solving model updates held for our next block.
+    pub held_updates: usize,
+}
+
+impl Mining {
+    /// Steps per second, updated at most once a second (a shorter window is noise).
+    fn rate(&mut self) -> f64 {
+        let (now, steps) = (Instant::now(), self.pool.steps());
+        let dt = now.duration_since(self.sample.0).as_secs_f64();
+        if dt >= 1.0 {
+            self.rate = (steps - self.sample.1) as f64 / dt;
+            self.sample = (now, steps);
+        } else if self.rate == 0.0 {
+            let total = now.duration_since(self.started).as_secs_f64();
+            if total > 0.0 {
+                self.rate = steps as f64 / total;
+            }
+        }
+        self.rate
+    }
+}
+
+/// The task of a model update.
+fn update_task(tx: &Transaction) -> Option<Hash256> {
+    match tx {
+        Transaction::ModelUpdate { task_id, .. } => Some(*task_id),
+        _ => None,
+    }
+}
+
+/// The open task with the best bounty per work unit of a step, not in `exclude`; the
+/// public task when no task has a bounty.
+pub fn choose_task(state: &mut State, public: Hash256, height: u64, exclude: &HashSet<Hash256>) -> Option<Hash256> {
+    let mut open: Vec<(Hash256, Amount)> = state
+        .tasks()
+        .iter()
+        .filter(|(id, t)| t.is_open_at(height) && t.bounty > Amount::ZERO && !exclude.contains(id))
+        .map(|(id, t)| (*id, t.bounty))
+        .collect();
+    open.sort_by_key(|(id, _)| *id); // a fixed order for ties
+    let mut best: Option<(Hash256, f64)> = None;
+    for (id, bounty) in open {
+        let Ok(problem) = state.problem(&id) else { continue };
+        let per_wu = bounty.units() as f64 / problem.cost().max(1) as f64;
+        if best.is_none_or(|(_, b)| per_wu > b) {
+            best = Some((id, per_wu));
+        }
+    }
+    match best {
+        Some((id, _)) => Some(id),
+        None => state.task(&public).filter(|t| t.is_open_at(height) && !exclude.contains(&public)).map(|_| public),
+    }
+}
+
+impl Node {
+    /// Starts (or restarts with a new thread count) the miner, paying `payout` (a wallet
+    /// address when `None`).
+    pub(super) fn start_mining(&mut self, threads: usize, payout: Option<Address>) -> Result<MiningInfo, NodeError> {
+        let payout = self.payout(payout)?;
+        let held = self.mining.take().map(|m| m.held).unwrap_or_default();
+        let weak = self.weak_self.clone();
+        // `try_send`: a miner thread must never block on a full queue while the node thread
+        // joins it (stopping the miner); a dropped find is one lost block at worst.
+        let on_block = Arc::new(move |generation: u64, block: Block, output: Params| {
+            if let Some(tx) = weak.upgrade() {
+                let _ = tx.try_send(Request::Mined { generation, block, output });
+            }
+        });
+        let pool = MinerPool::start(threads, on_block);
+        let now = Instant::now();
+        self.mining =
+            Some(Mining { pool, payout, started: now, blocks_found: 0, task: None, held, sample: (now, 0), rate: 0.0 });
+        tracing::info!(threads, payout = %payout.to_string_for(self.chain.params().network), "mining started");
+        self.refresh_mining();
+        Ok(self.mining_info())
+    }
+
+    /// Stops the miner threads.
+    pub(super) fn stop_mining(&mut self) -> MiningInfo {
+        let info = self.mining_info();
+        if self.mining.take().is_some() {
+            tracing::info!("mining stopped");
+        }
+        MiningInfo { running: false, ..info }
+    }
+
+    /// The miner's figures.
+    pub(super) fn mining_info(&mut self) -> MiningInfo {
+        match self.mining.as_mut() {
+            None => MiningInfo {
+                running: false,
+                threads: 0,
+                payout: None,
+                task: None,
+                steps: 0,
+                steps_per_sec: 0.0,
+                blocks_found: 0,
+                held_updates: 0,
+            },
+            Some(m) => MiningInfo {
+                running: true,
+                threads: m.pool.threads(),
+                payout: Some(m.payout),
+                task: m.task,
+                steps: m.pool.steps(),
+                steps_per_sec: m.rate(),
+                blocks_found: m.blocks_found,
+                held_updates: m.held.len(),
+            },
+        }
+    }
+
+    /// Recent steps per second of the miner (0 when not mining), for the block log line.
+    pub(super) fn steps_per_sec(&mut self) -> f64 {
+        self.mining.as_mut().map_or(0.0, Mining::rate)
+    }
+
+    /// Gives the miner threads a new job on the current tip and pool (after a new tip or a
+    /// new transaction). On failure mining pauses until the next refresh.
+    pub(super) fn refresh_mining(&mut self) {
+        if self.mining.is_none() {
+            return;
+        }
+        if let Err(e) = self.set_mining_job() {
+            tracing::warn!("mining paused: {e}");
+            if let Some(m) = &self.mining {
+                m.pool.clear_job();
+            }
+        }
+    }
+
+    fn set_mining_job(&mut self) -> Result<(), NodeError> {
+        let params = self.chain.params().clone();
+        let height = self.chain.height() + 1;
+        let Some(m) = self.mining.as_mut() else { return Ok(()) };
+        let payee = m.payout;
+        let held = std::mem::take(&mut m.held);
+        // Held updates still valid here (one mined, or beaten by another block, is gone).
+        let state = self.chain.state_mut();
+        let held: Vec<Transaction> = held.into_iter().filter(|tx| state.check_tx(tx, height, &params).is_ok()).collect();
+        let held_tasks: HashSet<Hash256> = held.iter().filter_map(update_task).collect();
+        let task = choose_task(state, params.public_task_id, height, &held_tasks)
+            .ok_or_else(|| NodeError::NotFound("an open task to mine".into()))?;
+        // The block's own step is applied before its transactions: a pool update of the
+        // same task could then fail to improve on it and invalidate the block.
+        let mut txs = held.clone();
+        let pool_txs = self.mempool.select(params.max_block_bytes / 2);
+        txs.extend(pool_txs.into_iter().filter(|t| update_task(t).is_none_or(|id| id != task && !held_tasks.contains(&id))));
+        let time = self.now();
+        let tip = self.chain.tip();
+        let ctx = self.chain.index().parent_context(&tip).expect("the tip is indexed");
+        let req = TemplateRequest { payee, time, txs, task: Some(task), bounty_claim: Amount::ZERO };
+        let template = miner::template_on(&params, tip, &ctx, self.chain.state_mut(), req);
+        let m = self.mining.as_mut().expect("checked above");
+        m.held = held;
+        let template = template?;
+        m.task = Some(task);
+        m.pool.set_job(template);
+        Ok(())
+    }
+
+    /// A miner thread found `block` (for job `generation`) with step output `output`.
+    pub(super) fn on_mined(&mut self, generation: u64, block: Block, output: Params) {
+        let Some(m) = self.mining.as_ref() else { return };
+        if block.header.prev != self.chain.tip() {
+            return; // stale: the tip moved on since the job was set
+        }
+        let (payout, height) = (m.payout, self.chain.height() + 1);
+        let task_id = block.header.work.task_id;
+        if let Some(tx) = self.solving_update(task_id, height, &output, payout) {
+            tracing::info!(task = %task_id, generation, "a step solved the task: claiming its bounty by a model update in our next block");
+            if let Some(m) = self.mining.as_mut() {
+                m.held.push(tx);
+            }
+            self.refresh_mining();
+            return;
+        }
+        match self.accept_block(&block) {
+            Ok(Accepted::NewTip { .. }) => {
+                if let Some(m) = self.mining.as_mut() {
+                    m.blocks_found += 1;
+                }
+                let _ = self.announce.send(Announce::Block(block));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("a mined block was refused: {e}"),
+        }
+    }
+
+    /// A fee-less model update with `output` paying `payout`, if `output` solves a task
+    /// that has a bounty to pay.
+    fn solving_update(&mut self, task_id: Hash256, height: u64, output: &Params, payout: Address) -> Option<Transaction> {
+        let t = self.chain.state().task(&task_id)?;
+        if t.bounty == Amount::ZERO || !t.is_open_at(height) {
+            return None;
+        }
+        let target = t.target_score;
+        let problem = self.chain.state_mut().problem(&task_id).ok()?;
+        let cert = problem.certify(output).ok()?;
+        if cert.score > target {
+            return None;
+        }
+        let state = self.chain.state_mut();
+        match self.wallet.model_update(state, height, task_id, output.clone(), cert, payout, 0) {
+            Ok(tx) => Some(tx),
+            Err(e) => {
+                tracing::warn!(task = %task_id, "cannot build the solving model update: {e}");
+                None
+            }
+        }
+    }
+}
