@@ -69,6 +69,13 @@ pub enum NodeError {
     Stopped,
 }
 
+impl NodeError {
+    /// A block refused only for now (too early): retried later, nobody's fault.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, NodeError::Process(ProcessError::Block(b)) if b.is_transient())
+    }
+}
+
 /// How to start a node.
 #[derive(Debug, Clone)]
 pub struct NodeOptions {

@@ -164,6 +164,11 @@ async fn a_peer_serving_an_invalid_block_is_banned_and_the_ban_persists() {
     assert_eq!(victim.node.tip().await.unwrap().height, 6);
     assert!(persisted_bans(&victim.node).await.iter().any(|(p, _)| *p == bad_id));
 
+    // An expired ban and an entry that is not a peer id are not passed on.
+    let expired = libp2p::PeerId::random().to_string();
+    victim.node.put_ban(expired, unix_now() - 10).await.unwrap();
+    victim.node.put_ban("not-a-peer-id".into(), unix_now() + 3600).await.unwrap();
+
     // Restart the victim: its launcher reads the persisted bans into the network config,
     // and the network refuses the banned peer.
     victim.stop().await;

@@ -124,7 +124,7 @@ async fn serve(cfg: NodeConfig) -> anyhow::Result<()> {
     };
     let (node, thread) = node::spawn(opts).with_context(|| format!("opening the node in {}", datadir.display()))?;
     let keypair = load_identity(&datadir)?;
-    let banned = persisted_bans(&node).await;
+    let banned = node::p2p::persisted_bans(&node).await;
     let net_cfg = NetConfig {
         keypair,
         listen: cfg.listen_addrs(),
@@ -172,13 +172,6 @@ async fn serve(cfg: NodeConfig) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || thread.join()).await.ok();
     tracing::info!("stopped");
     Ok(())
-}
-
-/// The unexpired persisted bans, for the network to enforce from the start.
-async fn persisted_bans(node: &node::Handle) -> Vec<(libp2p::PeerId, u64)> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let bans = node.bans().await.unwrap_or_default();
-    bans.into_iter().filter(|(_, until)| *until > now).filter_map(|(p, until)| Some((p.parse().ok()?, until))).collect()
 }
 
 /// Waits for Ctrl-C, SIGTERM or an RPC `node_stop`.

@@ -255,7 +255,7 @@ async fn watch(procs: &mut [Proc], args: &TestnetArgs, started: Instant) -> anyh
         }
         if args.demo {
             match &demo {
-                None => demo = try_submit_demo(&procs[0].client).await?,
+                None => demo = try_submit_demo(&procs[0].client, human).await?,
                 Some((id, _)) => match procs[0].client.api().task_get(id.clone()).await {
                     Ok(t) => line.push_str(&format!(" | demo {} score {:.3e} (target {:.0e})", t.status, t.best_score, t.target_score)),
                     Err(e) => {
@@ -283,7 +283,7 @@ async fn watch(procs: &mut [Proc], args: &TestnetArgs, started: Instant) -> anyh
 
 /// Submits the demo task from the first node once its wallet can pay; `(task id, its
 /// initial score)`.
-async fn try_submit_demo(c: &RpcClient) -> anyhow::Result<Option<(String, f64)>> {
+async fn try_submit_demo(c: &RpcClient, human: bool) -> anyhow::Result<Option<(String, f64)>> {
     let b = c.api().wallet_balance().await.map_err(|e| c.explain(e))?;
     let bounty = 10 * crate::chain::amount::COIN;
     if b.spendable < bounty + crate::chain::amount::COIN {
@@ -294,7 +294,9 @@ async fn try_submit_demo(c: &RpcClient) -> anyhow::Result<Option<(String, f64)>>
     // Its initial score is known once mined; until then report the spec's initial loss.
     let problem = demo_spec().build_unchecked()?;
     let init = crate::pouw::verify::score(&problem, &crate::compute::problem::Problem::init(&problem))?;
-    outln!("demo task {} submitted (bounty 10 GRAD, target score {DEMO_TARGET:e})", s.task);
+    if human {
+        outln!("demo task {} submitted (bounty 10 GRAD, target score {DEMO_TARGET:e})", s.task);
+    }
     Ok(Some((s.task, init)))
 }
 

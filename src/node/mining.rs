@@ -224,6 +224,11 @@ impl Node {
         }
         let (payout, height) = (m.payout, self.chain.height() + 1);
         let task_id = block.header.work.task_id;
+        if m.held.iter().any(|t| update_task(t) == Some(task_id)) {
+            // A find of an older job on a task we already hold a solution for: the held
+            // update is mined next; this block would compete with it.
+            return;
+        }
         if let Some(tx) = self.solving_update(task_id, height, &output, payout) {
             tracing::info!(task = %task_id, generation, "a step solved the task: claiming its bounty by a model update in our next block");
             if let Some(m) = self.mining.as_mut() {
@@ -240,7 +245,18 @@ impl Node {
                 let _ = self.announce.send(Announce::Block(block));
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!("a mined block was refused: {e}"),
+            Err(e) => {
+                tracing::warn!("a mined block was refused: {e}");
+                // Not merely early: something in the template is wrong (a held update no
+                // longer valid with the rest). Drop the held updates and rebuild, rather
+                // than mine the same invalid template forever.
+                if !e.is_transient()
+                    && let Some(m) = self.mining.as_mut()
+                {
+                    m.held.clear();
+                    self.refresh_mining();
+                }
+            }
         }
     }
 

@@ -82,11 +82,19 @@ impl SyncStats {
     }
 }
 
-/// Runs sync rounds whenever `trigger` fires, until the node stops. The event loop aborts
-/// it when it ends.
+/// With no trigger, a round runs this often anyway: a block refused only for being early
+/// is fetched again this way (DESIGN §6: early blocks are retried), and a gossip message
+/// lost to a full queue is caught up. A round in sync costs one `GetHeaders` per peer.
+const RESYNC: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs sync rounds whenever `trigger` fires (or every [`RESYNC`]), until the node stops.
+/// The event loop aborts it when it ends.
 pub(crate) async fn coordinate(node: Handle, net: NetHandle, trigger: Arc<Notify>, stats: SyncStats) {
     loop {
-        trigger.notified().await;
+        tokio::select! {
+            _ = trigger.notified() => {}
+            _ = tokio::time::sleep(RESYNC) => {}
+        }
         loop {
             stats.with(|s| s.rounds += 1);
             match round(&node, &net, &stats).await {

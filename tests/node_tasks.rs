@@ -1,0 +1,89 @@
+//! A training task travels through a real three-node network (libp2p on 127.0.0.1, sled
+//! in temp dirs): submitted and paid for at node A, mined by B's and C's built-in miners
+//! until its score meets the target, and its bounty paid to the miner that solved it.
+
+#[path = "common/net.rs"]
+mod net_common;
+
+use net_common::{connect, wait_tips, TestNode};
+use gradientcoin::chain::amount::Amount;
+use gradientcoin::chain::state::TaskStatus;
+use gradientcoin::compute::problem::Problem;
+use gradientcoin::pouw::task::{TaskData, TaskKind, TaskSpec};
+use gradientcoin::pouw::verify;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_submitted_at_a_is_mined_by_b_and_c_until_solved_and_its_bounty_reaches_the_solver() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (a, b, c) = (TestNode::start(dirs[0].path()), TestNode::start(dirs[1].path()), TestNode::start(dirs[2].path()));
+    connect(&b.net, &a.net).await;
+    connect(&c.net, &a.net).await;
+    connect(&c.net, &b.net).await;
+    // Dev blocks come as fast as the miners step, with header times raised to the median
+    // time past + 1: past 15 s ahead of the clock the nodes refuse them until the clock
+    // catches up (transient, as the test shows: the chain keeps moving).
+    // A funds itself and submits the task.
+    let creator = a.node.new_address("creator").await.unwrap();
+    a.node.generate(11, Some(creator)).await.unwrap();
+    let spec = TaskSpec {
+        kind: TaskKind::Softmax,
+        data: TaskData::Synthetic { n: 200, d: 4, seed: 77, scale: 0.5 },
+        reg_lambda: 1e-8,
+        copyright: None,
+        target_score: 0.0,
+    };
+    let problem = spec.build_unchecked().unwrap();
+    let initial = verify::score(&problem, &problem.init()).unwrap();
+    let spec = TaskSpec { target_score: initial * 1e-2, ..spec };
+    let bounty = Amount::from_units(7 * gradientcoin::chain::amount::COIN);
+    let (_, task) = a.node.submit_task(spec, bounty, 500, 2).await.unwrap();
+    a.node.generate(1, Some(creator)).await.unwrap();
+    let tip = a.node.tip().await.unwrap();
+    wait_tips(&[&a.node, &b.node, &c.node], tip.hash).await;
+    assert!(b.node.task(task).await.unwrap().is_open_at(tip.height + 1));
+
+    // B and C mine; A does not.
+    let (pb, pc) = (b.node.new_address("b").await.unwrap(), c.node.new_address("c").await.unwrap());
+    b.node.mining_start(1, Some(pb)).await.unwrap();
+    c.node.mining_start(1, Some(pc)).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !matches!(a.node.task(task).await.unwrap().status, TaskStatus::Solved { .. }) {
+        if tokio::time::Instant::now() > deadline {
+            let mut why = String::new();
+            for (name, n) in [("a", &a), ("b", &b), ("c", &c)] {
+                let t = n.node.task(task).await.unwrap();
+                let tip = n.node.tip().await.unwrap();
+                let m = n.node.mining_info().await.unwrap();
+                why.push_str(&format!("\n{name}: height {} score {:e} (target {:e}) {:?}; mining {m:?}", tip.height, t.best_score, t.target_score, t.status));
+            }
+            panic!("the task was not solved at A within 60 s:{why}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.node.mining_stop().await.unwrap();
+    c.node.mining_stop().await.unwrap();
+    // Let the last blocks settle, then everyone agrees.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let final_tip = {
+        let (ta, tb, tc) = (a.node.tip().await.unwrap(), b.node.tip().await.unwrap(), c.node.tip().await.unwrap());
+        [ta, tb, tc].into_iter().max_by_key(|t| t.height).unwrap().hash
+    };
+    wait_tips(&[&a.node, &b.node, &c.node], final_tip).await;
+
+    let t = a.node.task(task).await.unwrap();
+    let TaskStatus::Solved { by, height } = t.status else { panic!("solved above") };
+    assert!(by == pb || by == pc, "solved by one of the miners, not {by:?}");
+    assert!(t.best_score <= t.target_score && t.bounty == Amount::ZERO, "{t:?}");
+    // The bounty is an output to the solver, created at the solving height.
+    let paid = a.node.utxos(Some(vec![by])).await.unwrap();
+    assert!(paid.iter().any(|(_, e)| e.output.value == bounty && e.height == height), "{paid:?}");
+    // Its history shows the score falling to the solve.
+    let history = a.node.task_history(task).await.unwrap();
+    assert!(history.len() >= 2, "{history:?}");
+    assert!(history.last().unwrap().score <= t.target_score);
+    assert!(history.windows(2).all(|w| w[1].score <= w[0].score), "{history:?}");
+    for n in [a, b, c] {
+        n.stop().await;
+    }
+}
