@@ -782,7 +782,7 @@ impl Node {
     fn utxos(&self, addresses: Option<Vec<Address>>) -> Vec<(OutPoint, UtxoEntry)> {
         let want: std::collections::HashSet<Address> = addresses.unwrap_or_else(|| self.wallet.addresses()).into_iter().collect();
         let mut v: Vec<(OutPoint, UtxoEntry)> =
-            self.chain.state().utxos().iter().filter(|(_, e)| want.contains(&e.output.address)).map(|(o, e)| (*o, e.clone())).collect();
+            self.chain.state().utxos().iter().filter(|(_, e)| want.contains(&e.output.address)).map(|(o, e)| (*o, *e)).collect();
         v.sort_by_key(|(o, e)| (e.height, o.txid, o.vout));
         v
     }

@@ -194,6 +194,11 @@ async fn run_async(network: Network, args: TestnetArgs) -> anyhow::Result<()> {
             addrs.push(listen);
         }
         bar.finish_and_clear();
+        if human {
+            for (i, p) in procs.iter().enumerate() {
+                outln!("node{i}: --rpc {} --datadir {}  (p2p {})", p.client.addr(), p.datadir.display(), addrs[i]);
+            }
+        }
         watch(&mut procs, &args, started).await
     }
     .await;
@@ -301,24 +306,37 @@ async fn try_submit_demo(c: &RpcClient, human: bool) -> anyhow::Result<Option<(S
 }
 
 async fn summarize(procs: &[Proc], demo: Option<(String, f64)>, started: Instant) -> anyhow::Result<Summary> {
-    // Stop mining everywhere, then give in-flight blocks a few seconds to settle.
+    // Stop mining everywhere and let in-flight blocks settle. Miners may end on tips of
+    // equal work (ties keep the first seen): then the first node alone mines until every
+    // node follows it.
     for p in procs {
         let _ = p.client.api().mining_stop().await;
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut nodes;
+    let settle = Instant::now();
+    let deadline = settle + Duration::from_secs(60);
+    let (mut nodes, mut tiebreak) = (Vec::new(), false);
     loop {
-        nodes = Vec::new();
+        nodes.clear();
         for p in procs {
             let t = p.client.api().chain_get_tip().await.map_err(|e| p.client.explain(e))?;
             let peers = p.client.api().net_peers().await.map(|v| v.len()).unwrap_or(0);
             nodes.push(NodeSummary { datadir: p.datadir.display().to_string(), height: t.height, tip: t.hash, peers });
         }
-        let converged = nodes.windows(2).all(|w| w[0].tip == w[1].tip);
-        if converged || Instant::now() > deadline {
+        let agreed = nodes.windows(2).all(|w| w[0].tip == w[1].tip);
+        if agreed && tiebreak {
+            // Stopped now; one more look catches a block found meanwhile.
+            let _ = procs[0].client.api().mining_stop().await;
+            tiebreak = false;
+        } else if agreed || Instant::now() > deadline {
             break;
+        } else if !tiebreak && settle.elapsed() > Duration::from_secs(3) {
+            let _ = procs[0].client.api().mining_start(Some(1), None).await;
+            tiebreak = true;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if tiebreak {
+        let _ = procs[0].client.api().mining_stop().await;
     }
     let converged = nodes.windows(2).all(|w| w[0].tip == w[1].tip);
     let demo = match demo {
