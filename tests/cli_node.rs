@@ -161,11 +161,20 @@ fn client_commands_work_and_bad_input_is_one_clear_line() {
     };
     assert!(status.success(), "{status}");
     assert!(!n.datadir.join(".cookie").exists());
-    // Restarted, it has kept its chain.
-    let height = {
-        let n2 = start_node(&n.datadir);
-        let t: serde_json::Value = serde_json::from_slice(&cli(&n2, &["query", "tip", "--json"]).stdout).unwrap();
-        t["height"].as_u64().unwrap()
+    // Restarted, it has kept its chain; SIGTERM stops it cleanly too.
+    let mut n2 = start_node(&n.datadir);
+    let t: serde_json::Value = serde_json::from_slice(&cli(&n2, &["query", "tip", "--json"]).stdout).unwrap();
+    assert!(t["height"].as_u64().unwrap() >= 3);
+    let term = Command::new("kill").args(["-TERM", &n2.child.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = n2.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the node did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(height >= 3);
+    assert!(status.success(), "{status}");
+    assert!(!n2.datadir.join(".cookie").exists());
 }
