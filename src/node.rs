@@ -490,13 +490,7 @@ impl Node {
             Request::BlockInfo(id, r) => drop(r.send(self.block_info(id))),
             Request::SubmitBlock(b, r) => drop(r.send(self.accept_block(&b))),
             Request::AddTx(tx, r) => drop(r.send(self.add_tx(tx))),
-            Request::SendTx(tx, r) => {
-                let res = self.add_tx(tx.clone());
-                if res.is_ok() {
-                    let _ = self.announce.send(Announce::Tx(tx));
-                }
-                drop(r.send(res))
-            }
+            Request::SendTx(tx, r) => drop(r.send(self.add_and_announce(tx))),
             Request::NewAddress(label, r) => drop(r.send(self.wallet.new_key(&label).map_err(NodeError::from))),
             Request::Balance(r) => {
                 let h = self.chain.height() + 1;
@@ -651,13 +645,18 @@ impl Node {
         Ok(txid)
     }
 
-    fn send(&mut self, to: Address, amount: Amount, fee_rate: u64) -> Result<Hash256, NodeError> {
-        let height = self.chain.height() + 1;
-        let tx = self.wallet.transfer(self.chain.state_mut(), height, to, amount, fee_rate)?;
+    /// Adds a local transaction (RPC or wallet) to the pool and announces it to peers.
+    fn add_and_announce(&mut self, tx: Transaction) -> Result<Hash256, NodeError> {
         let txid = self.add_tx(tx.clone())?;
         // No subscriber (no network) is fine.
         let _ = self.announce.send(Announce::Tx(tx));
         Ok(txid)
+    }
+
+    fn send(&mut self, to: Address, amount: Amount, fee_rate: u64) -> Result<Hash256, NodeError> {
+        let height = self.chain.height() + 1;
+        let tx = self.wallet.transfer(self.chain.state_mut(), height, to, amount, fee_rate)?;
+        self.add_and_announce(tx)
     }
 
     fn payout(&mut self, payout: Option<Address>) -> Result<Address, NodeError> {
@@ -729,8 +728,7 @@ impl Node {
         let height = self.chain.height() + 1;
         let expires = height.saturating_add(expires_in);
         let tx = self.wallet.submit_task(self.chain.state_mut(), height, spec, bounty, expires, fee_rate)?;
-        let txid = self.add_tx(tx.clone())?;
-        let _ = self.announce.send(Announce::Tx(tx));
+        let txid = self.add_and_announce(tx)?;
         // A task's id is the txid of its submission.
         Ok((txid, txid))
     }
@@ -738,9 +736,7 @@ impl Node {
     fn reclaim(&mut self, task: Hash256) -> Result<Hash256, NodeError> {
         let height = self.chain.height() + 1;
         let tx = self.wallet.reclaim(self.chain.state_mut(), height, task)?;
-        let txid = self.add_tx(tx.clone())?;
-        let _ = self.announce.send(Announce::Tx(tx));
-        Ok(txid)
+        self.add_and_announce(tx)
     }
 
     fn task_history(&self, task: Hash256) -> Result<Vec<ScorePoint>, NodeError> {
