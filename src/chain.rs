@@ -20,6 +20,7 @@ pub mod block;
 pub mod encode;
 pub mod forkchoice;
 pub mod params;
+pub mod pipeline;
 pub mod state;
 pub mod target;
 pub mod tx;

@@ -671,7 +671,7 @@ pub(crate) mod testkit {
     use crate::miner;
     use crate::pouw::task::{TaskData, TaskKind, TaskSpec};
     use crate::store::ChainStore;
-    use crate::store::chainstore::Accepted;
+    use crate::chain::pipeline::Accepted;
     use ed25519_dalek::SigningKey;
 
     /// The deterministic key `i`.

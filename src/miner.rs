@@ -14,7 +14,7 @@ use crate::chain::tx::{Transaction, TxOut};
 use crate::chain::validate::{effective_target, required_bits, ParentContext};
 use crate::compute::problem::{Params, Problem};
 use crate::hash::{merkle_root, Hash256};
-use crate::store::ChainStore;
+use crate::chain::pipeline::{BlockStore, Chain};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -76,8 +76,8 @@ pub struct TemplateRequest {
 }
 
 /// Builds a template on the current tip of `chain`.
-pub fn template(
-    chain: &mut ChainStore,
+pub fn template<S: BlockStore>(
+    chain: &mut Chain<S>,
     payee: Address,
     time: u64,
     txs: Vec<Transaction>,
@@ -117,7 +117,10 @@ pub fn template_on(
     let reward = subsidy(height, params.initial_subsidy, params.halving_interval)
         .checked_add(fees)?
         .checked_add(req.bounty_claim)?;
-    let coinbase = Transaction::Coinbase { height, outputs: vec![TxOut { value: reward, address: req.payee }] };
+    // Past the last halving with no fees the reward is zero: the coinbase pays nothing
+    // (an output of zero value is invalid).
+    let outputs = if reward == Amount::ZERO { Vec::new() } else { vec![TxOut { value: reward, address: req.payee }] };
+    let coinbase = Transaction::Coinbase { height, outputs };
     let mut all = vec![coinbase];
     all.extend(req.txs);
     let txids: Vec<Hash256> = all.iter().map(Transaction::txid).collect();
@@ -147,10 +150,10 @@ impl Template {
         let mut header = self.header;
         header.nonce = nonce;
         let out = self.problem.step(&self.input, &header.ticket_seed()).ok()?;
-        header.work.output_hash = out.hash();
+        header.work.output_hash = out.output_hash();
         (header.pow_value() <= self.effective_target).then(|| {
             let block = Block { header, witness: WorkWitness { input_params: self.input.0.clone() }, txs: self.txs.clone() };
-            (block, out)
+            (block, out.params)
         })
     }
 
@@ -288,6 +291,7 @@ fn miner_thread(shared: &Shared, on_block: &OnBlock) {
 mod tests {
     use super::*;
     use crate::chain::params::ChainParams;
+    use crate::store::ChainStore;
     use std::sync::mpsc;
 
     fn dev_template(chain: &mut ChainStore, payee: u8) -> Template {

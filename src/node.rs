@@ -11,6 +11,8 @@ use crate::chain::address::Address;
 use crate::chain::amount::Amount;
 use crate::chain::block::{Block, Header};
 use crate::chain::params::ChainParams;
+use crate::chain::target::U256;
+use crate::chain::validate::BlockError;
 use crate::chain::state::{TaskState, UtxoEntry};
 use crate::chain::tx::{OutPoint, Transaction};
 use crate::compute::det::Mat;
@@ -21,7 +23,7 @@ use crate::wallet::KeyInfo;
 use crate::hash::Hash256;
 use crate::mempool::{Mempool, MempoolConfig, MempoolError};
 use crate::miner::{self, MineError, TemplateRequest};
-use crate::store::chainstore::Accepted;
+use crate::chain::pipeline::Accepted;
 use crate::store::{ChainStore, ProcessError, StoreError};
 use crate::wallet::{Balance, Wallet, WalletError};
 use std::path::PathBuf;
@@ -131,6 +133,7 @@ enum Request {
     Tasks(Reply<Vec<(Hash256, TaskState)>>),
     Locator(Reply<Vec<Hash256>>),
     HeadersAfter { locator: Vec<Hash256>, stop: Hash256, max: usize, reply: Reply<Vec<Header>> },
+    CheckHeaders(Vec<Header>, Reply<Result<U256, BlockError>>),
     Blocks(Vec<Hash256>, Reply<Vec<Block>>),
     PutBan { peer: String, until: u64, reply: Reply<()> },
     RemoveBan(String, Reply<()>),
@@ -323,6 +326,12 @@ impl Handle {
         ask!(self, |reply| Request::HeadersAfter { locator, stop, max, reply })
     }
 
+    /// Checks headers offered in sync against our index and cost table
+    /// (`Chain::check_headers`): the work they add, or why they are invalid.
+    pub async fn check_headers(&self, headers: Vec<Header>) -> Result<Result<U256, BlockError>, NodeError> {
+        ask!(self, |r| Request::CheckHeaders(headers, r))
+    }
+
     /// The stored blocks among `hashes` (unknown ones skipped).
     pub async fn blocks(&self, hashes: Vec<Hash256>) -> Result<Vec<Block>, NodeError> {
         ask!(self, |r| Request::Blocks(hashes, r))
@@ -504,6 +513,7 @@ impl Node {
             )),
             Request::Locator(r) => drop(r.send(Ok(self.chain.index().locator(&self.chain.tip())))),
             Request::HeadersAfter { locator, stop, max, reply } => drop(reply.send(self.headers_after(&locator, stop, max))),
+            Request::CheckHeaders(headers, reply) => drop(reply.send(Ok(self.chain.check_headers(&headers, self.now())))),
             Request::Blocks(hashes, r) => {
                 let found = hashes.iter().filter_map(|h| self.chain.block(h).ok().flatten()).collect();
                 drop(r.send(Ok(found)))

@@ -13,7 +13,7 @@ use gradientcoin::chain::params::ChainParams;
 use gradientcoin::chain::state::State;
 use gradientcoin::hash::Hash256;
 use gradientcoin::miner::{template_on, TemplateRequest};
-use gradientcoin::store::chainstore::Accepted;
+use gradientcoin::chain::pipeline::Accepted;
 use proptest::prelude::*;
 use std::collections::HashMap;
 

@@ -49,12 +49,17 @@ fn golden_step_hashes_of_every_kind() {
     let mut computed = BTreeMap::new();
     for (name, p) in cases() {
         let x0 = p.init();
-        let x1 = p.step(&x0, &[1u8; 32]).expect("step from init");
-        let x2 = p.step(&x1, &[2u8; 32]).expect("second step");
-        computed.insert(format!("{name}/cost_wu"), p.cost().to_string());
-        computed.insert(format!("{name}/step1_params"), x1.hash().to_string());
-        computed.insert(format!("{name}/step2_params"), x2.hash().to_string());
-        let cert = p.certify(&x2).expect("certificate");
+        let s1 = p.step(&x0, &[1u8; 32]).expect("step from init");
+        let s2 = p.step(&s1.params, &[2u8; 32]).expect("second step");
+        computed.insert(format!("{name}/cost_mwu"), p.cost().to_string());
+        computed.insert(format!("{name}/step1_params"), s1.params.hash().to_string());
+        computed.insert(format!("{name}/step1_output_hash"), s1.output_hash().to_string());
+        computed.insert(format!("{name}/step2_params"), s2.params.hash().to_string());
+        computed.insert(format!("{name}/step2_output_hash"), s2.output_hash().to_string());
+        computed.insert(format!("{name}/step2_objective"), bits_hash(&[s2.objective]).to_string());
+        let cert = p.certify(&s2.params).expect("certificate");
+        // The step's own objective is the certificate's score, bit for bit.
+        assert_eq!(cert.score.to_bits(), s2.objective.to_bits(), "{name}");
         computed.insert(format!("{name}/step2_certificate"), bits_hash(&cert_bits(&cert)).to_string());
     }
     common::vectors::check("steps", &computed);

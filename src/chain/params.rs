@@ -55,6 +55,10 @@ pub struct ChainParams {
     pub rpc_port: u16,
 }
 
+/// Cap on a task's step cost in mWU (2·10^8 flops of the cost formula): one replay stays
+/// well under 50 ms on one core (DESIGN.md §6).
+pub const MAX_STEP_COST_MWU: u64 = 200_000;
+
 /// Median-time-past window (blocks), as Bitcoin.
 pub const MTP_WINDOW: usize = 11;
 
@@ -73,7 +77,9 @@ impl ChainParams {
         build(Setup {
             network: Network::Main,
             genesis_time: 1_795_000_000,
-            max_target_bits: 0x1e00_ffff,
+            // Bitcoin's 0x1e00ffff over 1024: costs are in mWU (DESIGN.md §3.1), so the same
+            // expected number of steps per block needs a target 2^10 smaller.
+            max_target_bits: 0x1c3f_ffc0,
             spacing: 600,
             halflife: 172_800,
             drift: 7200,
@@ -90,7 +96,9 @@ impl ChainParams {
         build(Setup {
             network: Network::Test,
             genesis_time: 1_795_000_000,
-            max_target_bits: 0x1f0f_ffff,
+            // 0x1f0fffff over 1024 (costs are in mWU): about 2,000 steps of the public task
+            // per block at the max target.
+            max_target_bits: 0x1e03_ffff,
             spacing: 5,
             halflife: 60,
             drift: 15,
@@ -199,7 +207,13 @@ fn build(s: Setup) -> ChainParams {
         halving_interval: s.halving,
         max_block_bytes: 8 << 20,
         tx_limits: TxLimits { max_tx_bytes: 4 << 20, max_outputs: 10_000, max_params },
-        task_limits: TaskLimits { max_data_bytes: 4 << 20, max_step_cost_wu: 200, max_params },
+        task_limits: TaskLimits {
+            max_data_bytes: 4 << 20,
+            max_step_cost: MAX_STEP_COST_MWU,
+            max_params,
+            max_tasks_per_block: 8,
+            max_task_bytes_per_block: 8 << 20,
+        },
         min_relative_improvement: 1e-6,
         p2p_port: s.p2p_port,
         rpc_port: s.rpc_port,

@@ -265,6 +265,13 @@ impl StateError {
     }
 }
 
+/// The UTXO set, by outpoint.
+pub type Utxos = HashMap<OutPoint, UtxoEntry>;
+/// The task registry, by task id.
+pub type TaskStates = HashMap<Hash256, TaskState>;
+/// The specs of registered tasks, by task id.
+pub type TaskSpecs = HashMap<Hash256, TaskSpec>;
+
 /// The UTXO set and task registry at one tip, plus the built problems of open tasks.
 #[derive(Clone, Default)]
 pub struct State {
@@ -443,9 +450,11 @@ impl State {
         verify::check_input(problem.as_ref(), &input, best)?;
         let output = verify::replay(problem.as_ref(), &input, &block.header.ticket_seed(), &work.output_hash)?;
 
-        // (2) The block's own output is a model update (any improvement counts).
+        // (2) The block's own output is a model update (any improvement counts). Its
+        // objective comes from the replay itself, so it needs no certificate of its own.
         let mut bounty_earned = Amount::ZERO;
-        if let Ok(score) = verify::score(problem.as_ref(), &output) {
+        {
+            let score = output.objective;
             let t = &self.tasks[&work.task_id];
             if score < t.best_score {
                 let solved = score <= t.target_score && t.bounty > Amount::ZERO;
@@ -455,7 +464,7 @@ impl State {
                 };
                 self.touch_task(undo, work.task_id);
                 let t = self.tasks.get_mut(&work.task_id).expect("task checked open above");
-                t.best_params = output.0;
+                t.best_params = output.params.0;
                 t.best_score = score;
                 t.best_height = height;
                 if solved {

@@ -11,6 +11,7 @@ use crate::chain::target::{next_target, target_from_bits, TargetError, U256};
 use crate::chain::tx::{Transaction, TxError};
 use crate::compute::problem::Params;
 use crate::hash::{merkle_root, Hash256};
+use crate::pouw::task::TaskError;
 use std::collections::HashSet;
 
 /// Why a block is invalid (or cannot be judged yet).
@@ -59,11 +60,55 @@ pub enum BlockError {
     /// A claimed step cost of zero.
     #[error("work claim has cost 0")]
     ZeroCost,
+    /// A claimed step cost above the network's cap (context-free).
+    #[error("work claim cost {cost} mWU is above the cap of {cap} mWU")]
+    CostAboveCap {
+        /// Claimed.
+        cost: u64,
+        /// The cap.
+        cap: u64,
+    },
+    /// The work claim names a task in no stored block (with a known parent: every
+    /// ancestor's tasks are registered, so the task cannot exist on this chain).
+    #[error("work claim names task {0}, which is not in the cost table")]
+    UnknownTask(Hash256),
+    /// The claimed cost is not the task's registered cost.
+    #[error("work claim cost {claimed} mWU, the task's registered cost is {registered} mWU")]
+    WrongCost {
+        /// Claimed.
+        claimed: u64,
+        /// Registered.
+        registered: u64,
+    },
     /// The block hash is above `target * cost`.
     #[error("block hash {hash} is above the target times the step cost")]
     HighHash {
         /// The block hash.
         hash: Hash256,
+    },
+    /// More `SubmitTask` transactions than a block may carry.
+    #[error("block submits {count} tasks, at most {limit} are allowed")]
+    TooManyTasks {
+        /// Submitted.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The tasks of one block expand to more data than allowed.
+    #[error("block's tasks expand to {bytes} bytes of data, at most {limit} are allowed")]
+    TaskDataTooLarge {
+        /// Bytes.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A submitted task is not admissible by its shape, size or hyper-parameters.
+    #[error("transaction {index}: task not admissible: {error}")]
+    Task {
+        /// Its position in the block.
+        index: usize,
+        /// Why.
+        error: TaskError,
     },
     /// The witness has NaN or inf.
     #[error("witness parameter {0} is not finite")]
@@ -149,7 +194,13 @@ impl BlockError {
             | BlockError::BadBits(_)
             | BlockError::BitsAboveMax { .. }
             | BlockError::ZeroCost
+            | BlockError::CostAboveCap { .. }
+            | BlockError::UnknownTask(_)
+            | BlockError::WrongCost { .. }
             | BlockError::HighHash { .. }
+            | BlockError::TooManyTasks { .. }
+            | BlockError::TaskDataTooLarge { .. }
+            | BlockError::Task { .. }
             | BlockError::WitnessNonFinite(_)
             | BlockError::WitnessTooLong { .. }
             | BlockError::WitnessMismatch { .. }
@@ -176,9 +227,12 @@ pub fn effective_target(target: U256, cost: u64) -> U256 {
     target.saturating_mul_u64(cost)
 }
 
-/// Checks the proof of work of a header alone: valid bits not above the maximum, a
-/// non-zero cost, and `hash <= target * cost`. One hash: the cheapest filter there is.
-pub fn check_pow(header: &Header, params: &ChainParams) -> Result<(), BlockError> {
+/// Checks a header alone, without any context: version, bits that decode to a target not
+/// above the network's maximum, and a claimed cost in `1..=max_step_cost`.
+pub fn check_header_alone(header: &Header, params: &ChainParams) -> Result<(), BlockError> {
+    if header.version != 1 {
+        return Err(BlockError::BadVersion(header.version));
+    }
     let target = target_from_bits(header.bits)?;
     if target > params.max_target() {
         return Err(BlockError::BitsAboveMax { bits: header.bits });
@@ -186,20 +240,40 @@ pub fn check_pow(header: &Header, params: &ChainParams) -> Result<(), BlockError
     if header.work.cost == 0 {
         return Err(BlockError::ZeroCost);
     }
-    if header.pow_value() > effective_target(target, header.work.cost) {
+    let cap = params.task_limits.max_step_cost;
+    if header.work.cost > cap {
+        return Err(BlockError::CostAboveCap { cost: header.work.cost, cap });
+    }
+    Ok(())
+}
+
+/// Checks the proof of work of a header against its task's cost from the cost table:
+/// `header.work.cost == table_cost` and `hash <= target(bits) * table_cost`. One hash.
+///
+/// # Consensus
+/// DESIGN.md §3.1: the claimed cost is never trusted; a miner gains nothing by claiming
+/// more than its task costs.
+pub fn check_pow(header: &Header, table_cost: u64, params: &ChainParams) -> Result<(), BlockError> {
+    if header.work.cost != table_cost {
+        return Err(BlockError::WrongCost { claimed: header.work.cost, registered: table_cost });
+    }
+    let target = target_from_bits(header.bits)?;
+    if target > params.max_target() {
+        return Err(BlockError::BitsAboveMax { bits: header.bits });
+    }
+    if header.pow_value() > effective_target(target, table_cost) {
         return Err(BlockError::HighHash { hash: header.hash() });
     }
     Ok(())
 }
 
-/// Checks that need only the block, ordered by cost: version and structure, proof of work
-/// (one hash), witness, transactions on their own, size, merkle root (hashes every
-/// transaction), signatures (the expensive part).
-pub fn check_block(block: &Block, params: &ChainParams) -> Result<(), BlockError> {
+/// Checks that need only the block's body, ordered by cost: structure, witness, each
+/// transaction on its own, the block's tasks against the per-block limits and each
+/// spec's shape and cost (no data is built), size, merkle root (hashes every
+/// transaction), signatures (the expensive part). The header's own checks are
+/// [`check_header_alone`] and [`check_pow`].
+pub fn check_block_body(block: &Block, params: &ChainParams) -> Result<(), BlockError> {
     let h = &block.header;
-    if h.version != 1 {
-        return Err(BlockError::BadVersion(h.version));
-    }
     match block.txs.first() {
         None => return Err(BlockError::NoTransactions),
         Some(Transaction::Coinbase { .. }) => {}
@@ -208,7 +282,6 @@ pub fn check_block(block: &Block, params: &ChainParams) -> Result<(), BlockError
     if let Some(i) = block.txs.iter().skip(1).position(Transaction::is_coinbase) {
         return Err(BlockError::ExtraCoinbase(i + 1));
     }
-    check_pow(h, params)?;
     let w = &block.witness.input_params;
     if w.len() > params.tx_limits.max_params {
         return Err(BlockError::WitnessTooLong { len: w.len(), limit: params.tx_limits.max_params });
@@ -223,6 +296,7 @@ pub fn check_block(block: &Block, params: &ChainParams) -> Result<(), BlockError
     for (index, tx) in block.txs.iter().enumerate() {
         tx.check(&params.tx_limits).map_err(|error| BlockError::Tx { index, error })?;
     }
+    check_block_tasks(block, params)?;
     let size = block.size();
     if size > params.max_block_bytes {
         return Err(BlockError::Oversize { size, limit: params.max_block_bytes });
@@ -242,6 +316,39 @@ pub fn check_block(block: &Block, params: &ChainParams) -> Result<(), BlockError
         tx.verify_signatures(&params.chain_id).map_err(|error| BlockError::Tx { index, error })?;
     }
     Ok(())
+}
+
+/// The block's `SubmitTask`s: at most `max_tasks_per_block`, expanding to at most
+/// `max_task_bytes_per_block` bytes of data, each spec within its limits (so the cost
+/// table only ever registers admissible costs).
+///
+/// # Consensus
+/// DESIGN.md §6: the cost of admitting a block's tasks is bounded like any other
+/// validation cost.
+fn check_block_tasks(block: &Block, params: &ChainParams) -> Result<(), BlockError> {
+    let limits = &params.task_limits;
+    let (mut count, mut bytes) = (0usize, 0usize);
+    for (index, tx) in block.txs.iter().enumerate() {
+        let Transaction::SubmitTask { spec, .. } = tx else { continue };
+        count += 1;
+        if count > limits.max_tasks_per_block {
+            return Err(BlockError::TooManyTasks { count, limit: limits.max_tasks_per_block });
+        }
+        spec.check_limits(limits).map_err(|error| BlockError::Task { index, error })?;
+        bytes = bytes.saturating_add(spec.data_bytes());
+        if bytes > limits.max_task_bytes_per_block {
+            return Err(BlockError::TaskDataTooLarge { bytes, limit: limits.max_task_bytes_per_block });
+        }
+    }
+    Ok(())
+}
+
+/// Every check that needs the block alone plus its task's cost: [`check_header_alone`],
+/// [`check_pow`] with `table_cost`, [`check_block_body`].
+pub fn check_block(block: &Block, table_cost: u64, params: &ChainParams) -> Result<(), BlockError> {
+    check_header_alone(&block.header, params)?;
+    check_pow(&block.header, table_cost, params)?;
+    check_block_body(block, params)
 }
 
 /// What a header is checked against: its parent and the parent's median time past.

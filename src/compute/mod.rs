@@ -6,4 +6,5 @@ pub mod data;
 pub mod det;
 pub mod nmr;
 pub mod problem;
+pub mod sketch;
 pub mod softmax;

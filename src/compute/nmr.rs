@@ -127,13 +127,11 @@ pub struct Term {
     pub loss: f64,
 }
 
-/// Evaluates a term from φ values, targets and an optional 0/1 mask.
+/// Evaluates a term from φ values, targets and an optional 0/1 mask. Every value is
+/// computed before `α` is checked, so the work does not depend on the point.
 pub fn term(phi: PhiVals, b: &[f64], mask: Option<&[f64]>) -> Result<Term, ProblemError> {
     let n = phi.u.len();
     let alpha = det::sum(&phi.u);
-    if !(alpha > 0.0) || !alpha.is_finite() {
-        return Err(ProblemError::AlphaNotPositive { alpha });
-    }
     count_flops(3 * n as u64);
     let f: Vec<f64> = phi.u.iter().map(|u| u / alpha).collect();
     let mut c: Vec<f64> = f.iter().zip(b).map(|(f, b)| f - b).collect();
@@ -144,6 +142,9 @@ pub fn term(phi: PhiVals, b: &[f64], mask: Option<&[f64]>) -> Result<Term, Probl
     }
     let fc = det::dot(&f, &c);
     let loss = 0.5 * det::dot(&c, &c);
+    if !(alpha > 0.0) || !alpha.is_finite() {
+        return Err(ProblemError::AlphaNotPositive { alpha });
+    }
     Ok(Term { phi, alpha, f, c, fc, loss })
 }
 

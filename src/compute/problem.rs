@@ -6,12 +6,150 @@
 //! [`Problem::cost`] prices a step in work units. It must not know about blocks or
 //! transactions.
 
-use crate::compute::det::{CholError, Mat};
+use crate::compute::det::rng::tags;
+use crate::compute::det::{count_flops, CholError, DetRng, Mat};
 use crate::hash::{sha256d_parts, Hash256};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
-/// One work unit is about 10^6 floating-point operations by the kind's flop formula.
-pub const FLOPS_PER_WU: u64 = 1_000_000;
+/// One milli-work-unit (mWU) is 1000 flops of a kind's calibrated cost formula; step
+/// costs, the cost table and the proof-of-work check are all in mWU (DESIGN.md §3.1).
+pub const FLOPS_PER_MWU: u64 = 1_000;
+
+/// Domain separator of a step's output hash (DESIGN.md §3.2).
+pub const STEP_DOMAIN: &[u8] = b"gradientcoin/step/v2";
+
+/// Domain separator that opens every step transcript.
+pub const TRANSCRIPT_DOMAIN: &[u8] = b"gradientcoin/transcript/v2";
+
+/// What one mining ticket computes (DESIGN.md §3.2): the new iterate, its objective, and
+/// the digest of every stage's result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepOutput {
+    /// The step's output iterate.
+    pub params: Params,
+    /// The objective at `params` (computed by the step itself).
+    pub objective: f64,
+    /// SHA-256 over the bit patterns of every stage's result, in the kind's fixed order.
+    pub digest: [u8; 32],
+}
+
+impl StepOutput {
+    /// `H("gradientcoin/step/v2" || params_hash(params) || digest)`.
+    ///
+    /// # Consensus
+    /// A header's `work.output_hash`. It binds the output to the whole transcript, so it
+    /// cannot be known without running every stage, even when the step leaves the
+    /// iterate where it was.
+    pub fn output_hash(&self) -> Hash256 {
+        sha256d_parts(&[STEP_DOMAIN, &self.params.hash().0, &self.digest])
+    }
+}
+
+/// One stage result absorbed by a [`Transcript`] (kept only by a recording transcript).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stage {
+    /// One value.
+    Scalar(f64),
+    /// A vector.
+    Vector(Vec<f64>),
+    /// A choice.
+    Index(u64),
+}
+
+/// The running digest of a step's stages (DESIGN.md §3.2): SHA-256 over the IEEE-754 bit
+/// patterns (little-endian) of every value a stage produced, vectors prefixed by their
+/// length, in the order the kind documents.
+pub struct Transcript {
+    hasher: Sha256,
+    /// The stages in order, when recording (tests and audits; never in mining).
+    log: Option<Vec<Stage>>,
+}
+
+impl Transcript {
+    /// A transcript for a step of `kind`.
+    pub fn new(kind: &str) -> Transcript {
+        let mut h = Sha256::new();
+        h.update(TRANSCRIPT_DOMAIN);
+        h.update((kind.len() as u64).to_le_bytes());
+        h.update(kind.as_bytes());
+        Transcript { hasher: h, log: None }
+    }
+
+    /// A transcript that also keeps every stage, so a test can check what was absorbed.
+    pub fn recording(kind: &str) -> Transcript {
+        Transcript { log: Some(Vec::new()), ..Transcript::new(kind) }
+    }
+
+    /// The digest of `stages` absorbed in order by a transcript of `kind`.
+    pub fn digest_of(kind: &str, stages: &[Stage]) -> [u8; 32] {
+        let mut t = Transcript::new(kind);
+        for s in stages {
+            match s {
+                Stage::Scalar(v) => t.scalar(*v),
+                Stage::Vector(v) => t.vector(v),
+                Stage::Index(i) => t.index(*i),
+            }
+        }
+        t.finish()
+    }
+
+    /// Absorbs one value.
+    pub fn scalar(&mut self, v: f64) {
+        self.hasher.update(v.to_bits().to_le_bytes());
+        if let Some(log) = &mut self.log {
+            log.push(Stage::Scalar(v));
+        }
+    }
+
+    /// Absorbs a vector (its length, then every value in order).
+    pub fn vector(&mut self, v: &[f64]) {
+        self.hasher.update((v.len() as u64).to_le_bytes());
+        for x in v {
+            self.hasher.update(x.to_bits().to_le_bytes());
+        }
+        if let Some(log) = &mut self.log {
+            log.push(Stage::Vector(v.to_vec()));
+        }
+    }
+
+    /// Absorbs an index (a choice the step made).
+    pub fn index(&mut self, i: u64) {
+        self.hasher.update(i.to_le_bytes());
+        if let Some(log) = &mut self.log {
+            log.push(Stage::Index(i));
+        }
+    }
+
+    /// The digest, and the recorded stages when recording.
+    pub fn finish_with_log(self) -> ([u8; 32], Vec<Stage>) {
+        (self.hasher.finalize().into(), self.log.unwrap_or_default())
+    }
+
+    /// The digest.
+    pub fn finish(self) -> [u8; 32] {
+        self.finish_with_log().0
+    }
+}
+
+/// The mining ticket's first operation (DESIGN.md §3.2 (a)): `x_i = fma(2^-40·max(|x_i|,
+/// 2^-20), r_i, x_i)` with `r_i = 2·u01() - 1` from stream `(tag 10, t = 0)`, in coordinate
+/// order, so nothing computed for one seed serves another.
+///
+/// # Consensus
+/// Part of every step of every kind.
+pub fn perturb(x: &[f64], seed: &[u8; 32]) -> Vec<f64> {
+    const SCALE: f64 = 1.0 / (1u64 << 40) as f64;
+    const FLOOR: f64 = 1.0 / (1u64 << 20) as f64;
+    let mut rng = DetRng::stream(seed, tags::TICKET_PERTURBATION, 0);
+    count_flops(3 * x.len() as u64);
+    x.iter()
+        .map(|&xi| {
+            let r = 2.0 * rng.u01() - 1.0;
+            (xi.abs().max(FLOOR) * SCALE).mul_add(r, xi)
+        })
+        .collect()
+}
 
 /// A parameter vector (the iterate of a solver).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -163,23 +301,30 @@ pub struct SolveInfo {
 /// A numerical task: the unit of useful work.
 ///
 /// # Consensus
-/// [`Problem::step`], [`Problem::certify`] and [`Problem::cost`] must be bit-deterministic
-/// (only `compute::det`), and `step` must (DESIGN.md §3): (a) first perturb every coordinate
-/// by `2^-40·max(|x_i|, 2^-20)·r_i`, `r_i` uniform in [-1, 1] from stream tag 10; (b)
-/// decrease the objective in expectation; (d) cost what `cost` says within 2x; (e) do the
-/// same work for every iterate.
+/// [`Problem::step`], [`Problem::certify`], [`Problem::check_iterate`] and
+/// [`Problem::cost`] must be bit-deterministic (only `compute::det`), and `step` must
+/// (DESIGN.md §3.2): (a) first [`perturb`] every coordinate; (b) absorb every stage's
+/// result into a [`Transcript`]; (c) do the same work for every admitted task of its
+/// shape and every iterate in the box — no early exit, no data-dependent loop count;
+/// (d) return an error, never a cheap fallback output, when a value is non-finite or a
+/// factorisation fails; (e) cost what `cost` says (the calibration benchmark measures it).
 pub trait Problem: Send + Sync {
     /// The task kind's name (`softmax`, `resnet_softmax`, ...).
     fn kind(&self) -> &'static str;
     /// Number of parameters.
     fn dim(&self) -> usize;
-    /// The starting iterate.
+    /// The starting iterate (inside the box).
     fn init(&self) -> Params;
-    /// One mining ticket: a seeded perturbation then one seeded sketched step.
-    fn step(&self, x: &Params, seed: &[u8; 32]) -> Result<Params, ProblemError>;
+    /// Checks that `x` is an admissible iterate: the task's dimension, every value finite
+    /// and inside the task's iterate box (DESIGN.md §3.2). A block whose witness fails
+    /// this is invalid.
+    fn check_iterate(&self, x: &Params) -> Result<(), ProblemError>;
+    /// One mining ticket: the seeded perturbation, then the kind's constant-work step.
+    fn step(&self, x: &Params, seed: &[u8; 32]) -> Result<StepOutput, ProblemError>;
     /// The certificate of `x`.
     fn certify(&self, x: &Params) -> Result<Certificate, ProblemError>;
-    /// Price of one step in work units (1 WU ≈ 10^6 flops by the kind's formula).
+    /// Price of one step in mWU ([`FLOPS_PER_MWU`] flops of the kind's calibrated
+    /// formula, with its fixed per-step overhead), from the task's shape alone.
     fn cost(&self) -> u64;
     /// The model's output on new inputs (rows of `input`).
     fn predict(&self, x: &Params, input: &Mat) -> Result<Vec<f64>, ProblemError>;
@@ -245,6 +390,27 @@ pub enum ProblemError {
     /// A factorisation failed where it must not.
     #[error(transparent)]
     Cholesky(#[from] CholError),
+    /// A stage of a step produced a degenerate value (DESIGN.md §3.2: an error, not a
+    /// cheap output).
+    #[error("{what} is degenerate ({value:e})")]
+    Degenerate {
+        /// Which quantity.
+        what: &'static str,
+        /// Its value.
+        value: f64,
+    },
+    /// An iterate coordinate lies outside the task's box.
+    #[error("{what}[{index}] = {value:e} is outside the iterate box [-{bound:e}, {bound:e}]")]
+    OutsideBox {
+        /// Which vector.
+        what: &'static str,
+        /// Coordinate.
+        index: usize,
+        /// Its value.
+        value: f64,
+        /// The box half-width.
+        bound: f64,
+    },
 }
 
 #[cfg(test)]
@@ -257,6 +423,53 @@ mod tests {
         assert_eq!(a.hash(), Params(vec![1.0, 2.0]).hash());
         assert_ne!(a.hash(), Params(vec![1.0, 2.0, 0.0]).hash());
         assert_ne!(Params(vec![0.0]).hash(), Params(vec![-0.0]).hash());
+    }
+
+    #[test]
+    fn output_hash_commits_to_params_and_digest() {
+        let out = StepOutput { params: Params(vec![1.0]), objective: 0.5, digest: [3u8; 32] };
+        let mut other = out.clone();
+        other.digest[31] ^= 1;
+        assert_ne!(out.output_hash(), other.output_hash());
+        let mut moved = out.clone();
+        moved.params = Params(vec![1.0 + f64::EPSILON]);
+        assert_ne!(out.output_hash(), moved.output_hash());
+        // The objective is reported, not hashed: it is a function of the params.
+        let mut obj = out.clone();
+        obj.objective = 0.25;
+        assert_eq!(out.output_hash(), obj.output_hash());
+    }
+
+    #[test]
+    fn transcript_separates_values_lengths_and_kinds() {
+        let digest = |f: &dyn Fn(&mut Transcript)| {
+            let mut t = Transcript::new("softmax");
+            f(&mut t);
+            t.finish()
+        };
+        let base = digest(&|t| t.vector(&[1.0, 2.0]));
+        assert_eq!(base, digest(&|t| t.vector(&[1.0, 2.0])));
+        assert_ne!(base, digest(&|t| t.vector(&[1.0, -2.0])));
+        assert_ne!(base, digest(&|t| {
+            t.vector(&[1.0]);
+            t.scalar(2.0)
+        }));
+        assert_ne!(digest(&|t| t.scalar(0.0)), digest(&|t| t.scalar(-0.0)));
+        let mut other_kind = Transcript::new("resnet_softmax");
+        other_kind.vector(&[1.0, 2.0]);
+        assert_ne!(base, other_kind.finish());
+    }
+
+    #[test]
+    fn perturbation_moves_every_coordinate_including_zeros() {
+        let x = vec![0.0, 1.0, -3.0, 1e-30];
+        let y = perturb(&x, &[5u8; 32]);
+        for (a, b) in x.iter().zip(&y) {
+            assert_ne!(a, b);
+            assert!((a - b).abs() <= a.abs().max(1.0 / (1u64 << 20) as f64) / (1u64 << 40) as f64);
+        }
+        assert_eq!(y, perturb(&x, &[5u8; 32]));
+        assert_ne!(y, perturb(&x, &[6u8; 32]));
     }
 
     #[test]

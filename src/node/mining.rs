@@ -19,7 +19,7 @@ use crate::chain::tx::Transaction;
 use crate::compute::problem::Params;
 use crate::hash::Hash256;
 use crate::miner::{self, MinerPool, TemplateRequest};
-use crate::store::chainstore::Accepted;
+use crate::chain::pipeline::Accepted;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;

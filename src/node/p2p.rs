@@ -18,7 +18,7 @@ use crate::chain::validate::BlockError;
 use crate::net::protocol::{SyncRequest, SyncResponse, MAX_HEADERS};
 use crate::net::{NetEvent, NetHandle, PeerId, Verdict};
 use crate::node::{Announce, Handle, NodeError};
-use crate::store::chainstore::Accepted;
+use crate::chain::pipeline::Accepted;
 use crate::store::ProcessError;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};

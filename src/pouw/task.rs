@@ -4,14 +4,27 @@
 //!
 //! # Consensus
 //! Admission is a consensus rule (a block with an inadmissible `SubmitTask` is invalid).
-//! Checks run cheapest first: shapes and sizes, then the step cost (from the shape alone),
-//! and only then is data generated or copied and scanned for zeros and duplicate rows.
+//! Checks run cheapest first: shapes, sizes and hyper-parameters, then the step cost
+//! (from the shape alone: this is the task's entry in every node's cost table), and only
+//! then is data generated or copied and scanned.
+//!
+//! The admission domain of the softmax family (DESIGN.md §3.2), chosen so that for every
+//! admitted task and every iterate in its box no stage of a step degenerates:
+//! - shape: at least [`MIN_ROWS`] rows and [`MIN_COLS`] columns, and no more columns than
+//!   rows, so the fixed per-step overhead stays small against the priced work;
+//! - data: every entry of `A` finite, non-zero, with `|a| in [DATA_MIN_ABS, DATA_MAX_ABS]`
+//!   (no overflow in `z`, no subnormal products in the Gram matrices), no duplicate
+//!   rows; every target finite, `|b| <= DATA_MAX_ABS`, zero or at least `DATA_MIN_ABS`;
+//! - hyper-parameters: `λ in [0, MAX_REG_LAMBDA]`, `γ in [0, MAX_COPYRIGHT_GAMMA]`, a
+//!   synthetic scale in `[MIN_SYNTHETIC_SCALE, MAX_SYNTHETIC_SCALE]`;
+//! - iterate box: `|x_j| <= Z_BOUND / max_i ||a_i||₁` (`compute::softmax`), so
+//!   `|z_i| <= Z_BOUND` for every row at every admissible iterate.
 
 use crate::compute::copyright::{Copyright, CopyrightVariant};
 use crate::compute::det::Mat;
 use crate::compute::nmr::Phi;
-use crate::compute::problem::{Problem, ProblemError, FLOPS_PER_WU};
-use crate::compute::softmax::{step_flops, uniform_reg, SoftmaxOptions, SoftmaxProblem, StepShape, Synthetic};
+use crate::compute::problem::{Problem, ProblemError};
+use crate::compute::softmax::{step_cost_mwu, uniform_reg, SoftmaxOptions, SoftmaxProblem, StepShape, Synthetic};
 use crate::hash::{sha256d, Hash256};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -117,15 +130,36 @@ pub struct TaskSpec {
     pub target_score: f64,
 }
 
+/// Fewest data rows of a softmax-family task.
+pub const MIN_ROWS: usize = 32;
+/// Fewest parameters of a softmax-family task.
+pub const MIN_COLS: usize = 2;
+/// Smallest magnitude of a data entry (and of a non-zero target): `2^-40`.
+pub const DATA_MIN_ABS: f64 = 1.0 / (1u64 << 40) as f64;
+/// Largest magnitude of a data entry or target: `2^40`.
+pub const DATA_MAX_ABS: f64 = (1u64 << 40) as f64;
+/// Largest regulariser λ.
+pub const MAX_REG_LAMBDA: f64 = 1e12;
+/// Largest copyright weight γ.
+pub const MAX_COPYRIGHT_GAMMA: f64 = 1e3;
+/// Smallest synthetic row scale.
+pub const MIN_SYNTHETIC_SCALE: f64 = 1.0 / 256.0;
+/// Largest synthetic row scale.
+pub const MAX_SYNTHETIC_SCALE: f64 = 256.0;
+
 /// Limits a spec must respect (per network, from `ChainParams`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskLimits {
     /// Bytes of task data (A and b, inline or generated).
     pub max_data_bytes: usize,
-    /// Step cost cap in work units.
-    pub max_step_cost_wu: u64,
+    /// Step cost cap in mWU (DESIGN.md §3.1: one replay stays well under 50 ms).
+    pub max_step_cost: u64,
     /// Parameter count cap.
     pub max_params: usize,
+    /// At most this many `SubmitTask` transactions in one block.
+    pub max_tasks_per_block: usize,
+    /// At most this many bytes of task data (inline or generated) submitted by one block.
+    pub max_task_bytes_per_block: usize,
 }
 
 /// Why a spec is not admissible.
@@ -146,7 +180,7 @@ pub enum TaskError {
         limit: usize,
     },
     /// The step would cost more than the cap.
-    #[error("one step costs {cost} WU, above the cap of {cap} WU")]
+    #[error("one step costs {cost} mWU, above the cap of {cap} mWU")]
     TooCostly {
         /// The step cost.
         cost: u64,
@@ -168,6 +202,34 @@ pub enum TaskError {
         what: &'static str,
         /// Its value.
         value: f64,
+    },
+    /// The shape is below the kind's minimum.
+    #[error("task data is {rows}x{cols}: the minimum shape is {min_rows} rows, {min_cols} columns, and no more columns than rows")]
+    BelowMinimumShape {
+        /// Rows.
+        rows: usize,
+        /// Columns.
+        cols: usize,
+        /// The minimum rows.
+        min_rows: usize,
+        /// The minimum columns.
+        min_cols: usize,
+    },
+    /// A data value outside the admission range.
+    #[error("{what} at row {row}, column {col} is {value:e}, outside the admitted range 0 or [{min:e}, {max:e}] in magnitude (rescale the data)")]
+    OutOfRange {
+        /// `data A` or `target b`.
+        what: &'static str,
+        /// 0-based row.
+        row: usize,
+        /// 0-based column (0 for targets).
+        col: usize,
+        /// The value.
+        value: f64,
+        /// Smallest magnitude admitted.
+        min: f64,
+        /// Largest magnitude admitted.
+        max: f64,
     },
     /// An exact zero in dense data (it makes work predictable, DESIGN.md §3).
     #[error("data has an exact zero at row {row}, column {col} (dense kinds reject zeros; add jitter)")]
@@ -209,21 +271,35 @@ impl TaskSpec {
         }
     }
 
-    /// Step cost in work units, from the shape alone (equals the built problem's `cost()`).
-    pub fn cost_wu(&self) -> u64 {
-        step_flops(&self.shape()).div_ceil(FLOPS_PER_WU).max(1)
+    /// Step cost in mWU, from the shape alone (equals the built problem's `cost()`).
+    ///
+    /// # Consensus
+    /// The task's entry in the cost table (DESIGN.md §3.1).
+    pub fn cost(&self) -> u64 {
+        step_cost_mwu(&self.shape())
     }
 
-    /// Cheap checks: shapes, sizes, hyper-parameters, cost. No data is generated.
+    /// Bytes of data the task expands to (`A` and `b` as f64, inline or generated).
+    pub fn data_bytes(&self) -> usize {
+        let (n, d) = self.data.shape();
+        n.saturating_mul(d).saturating_add(n).saturating_mul(8)
+    }
+
+    /// Cheap checks: shapes, sizes, hyper-parameters, cost. No data is generated, so a
+    /// block's tasks are checked (and priced for the cost table) before anything else
+    /// about them.
     pub fn check_limits(&self, limits: &TaskLimits) -> Result<(), TaskError> {
         let (n, d) = self.data.shape();
         if n == 0 || d == 0 {
             return Err(TaskError::Shape(format!("{n}x{d}: need at least one row and column")));
         }
+        if n < MIN_ROWS || d < MIN_COLS || d > n {
+            return Err(TaskError::BelowMinimumShape { rows: n, cols: d, min_rows: MIN_ROWS, min_cols: MIN_COLS });
+        }
         if d > limits.max_params {
             return Err(TaskError::TooManyParams { params: d, limit: limits.max_params });
         }
-        let bytes = n.saturating_mul(d).saturating_add(n).saturating_mul(8);
+        let bytes = self.data_bytes();
         if bytes > limits.max_data_bytes {
             return Err(TaskError::TooLarge { bytes, limit: limits.max_data_bytes });
         }
@@ -237,23 +313,26 @@ impl TaskSpec {
                 }
             }
             TaskData::Synthetic { scale, .. } => {
-                if !(*scale > 0.0) || !scale.is_finite() {
+                if !(MIN_SYNTHETIC_SCALE..=MAX_SYNTHETIC_SCALE).contains(scale) {
                     return Err(TaskError::BadValue { what: "synthetic scale", value: *scale });
                 }
             }
         }
-        if !(self.reg_lambda >= 0.0) || !self.reg_lambda.is_finite() {
+        if !(0.0..=MAX_REG_LAMBDA).contains(&self.reg_lambda) {
             return Err(TaskError::BadValue { what: "regulariser lambda", value: self.reg_lambda });
         }
         if !self.target_score.is_finite() {
             return Err(TaskError::BadValue { what: "target score", value: self.target_score });
         }
         if let Some(c) = &self.copyright {
+            if !(0.0..=MAX_COPYRIGHT_GAMMA).contains(&c.gamma) {
+                return Err(TaskError::BadValue { what: "copyright gamma", value: c.gamma });
+            }
             self.copyright_option(c).validate(n)?;
         }
-        let cost = self.cost_wu();
-        if cost > limits.max_step_cost_wu {
-            return Err(TaskError::TooCostly { cost, cap: limits.max_step_cost_wu });
+        let cost = self.cost();
+        if cost > limits.max_step_cost {
+            return Err(TaskError::TooCostly { cost, cap: limits.max_step_cost });
         }
         Ok(())
     }
@@ -262,8 +341,8 @@ impl TaskSpec {
         Copyright { rows: c.rows.iter().map(|&r| r as usize).collect(), gamma: c.gamma, variant: c.variant }
     }
 
-    /// Admission (DESIGN.md §3): [`TaskSpec::check_limits`], then the data is built and
-    /// scanned for exact zeros and duplicate rows, then the problem is constructed.
+    /// Admission (DESIGN.md §3.2): [`TaskSpec::check_limits`], then the data is built and
+    /// scanned (range, exact zeros, duplicate rows), then the problem is constructed.
     pub fn admit(&self, limits: &TaskLimits) -> Result<SoftmaxProblem, TaskError> {
         self.check_limits(limits)?;
         self.build_unchecked()
@@ -284,19 +363,26 @@ impl TaskSpec {
             }
         };
         check_dense(&a)?;
+        check_targets(&b)?;
         let w2 = (self.reg_lambda > 0.0).then(|| uniform_reg(self.reg_lambda, n));
         let copyright = self.copyright.as_ref().map(|c| self.copyright_option(c));
         let p = SoftmaxProblem::new(self.kind.phi(), a, b, SoftmaxOptions { w2, mask: None, copyright })?;
-        debug_assert_eq!(p.cost(), self.cost_wu());
+        debug_assert_eq!(p.cost(), self.cost());
         Ok(p)
     }
 }
 
-/// Rejects exact zeros (NaN/inf are the problem's own check) and duplicate rows.
+/// Rejects exact zeros, values outside the admitted magnitudes (NaN and inf among them)
+/// and duplicate rows.
 fn check_dense(a: &Mat) -> Result<(), TaskError> {
     for i in 0..a.rows() {
-        if let Some(j) = a.row(i).iter().position(|v| *v == 0.0) {
-            return Err(TaskError::ExactZero { row: i, col: j });
+        for (j, &v) in a.row(i).iter().enumerate() {
+            if v == 0.0 {
+                return Err(TaskError::ExactZero { row: i, col: j });
+            }
+            if !(DATA_MIN_ABS..=DATA_MAX_ABS).contains(&v.abs()) {
+                return Err(out_of_range("data A", i, j, v));
+            }
         }
     }
     let mut first_seen: HashMap<Vec<u64>, usize> = HashMap::with_capacity(a.rows());
@@ -310,12 +396,33 @@ fn check_dense(a: &Mat) -> Result<(), TaskError> {
     Ok(())
 }
 
+/// Rejects targets that are non-finite, too large, or non-zero below the smallest
+/// admitted magnitude.
+fn check_targets(b: &[f64]) -> Result<(), TaskError> {
+    for (i, &v) in b.iter().enumerate() {
+        if v != 0.0 && !(DATA_MIN_ABS..=DATA_MAX_ABS).contains(&v.abs()) {
+            return Err(out_of_range("target b", i, 0, v));
+        }
+    }
+    Ok(())
+}
+
+fn out_of_range(what: &'static str, row: usize, col: usize, value: f64) -> TaskError {
+    TaskError::OutOfRange { what, row, col, value, min: DATA_MIN_ABS, max: DATA_MAX_ABS }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn limits() -> TaskLimits {
-        TaskLimits { max_data_bytes: 4 << 20, max_step_cost_wu: 200, max_params: 1 << 20 }
+        TaskLimits {
+            max_data_bytes: 4 << 20,
+            max_step_cost: 200_000,
+            max_params: 1 << 20,
+            max_tasks_per_block: 8,
+            max_task_bytes_per_block: 8 << 20,
+        }
     }
 
     fn synthetic(n: u32, d: u32) -> TaskSpec {
@@ -328,25 +435,97 @@ mod tests {
         }
     }
 
+    /// An inline 40x2 task with distinct non-zero rows; `edit` changes its data.
+    fn inline(edit: impl FnOnce(&mut Vec<f64>, &mut Vec<f64>)) -> TaskSpec {
+        let rows = 40;
+        let mut a: Vec<f64> = (0..rows * 2).map(|k| 0.5 + k as f64 * 0.01).collect();
+        let mut b = vec![1.0 / rows as f64; rows];
+        edit(&mut a, &mut b);
+        TaskSpec { data: TaskData::Inline { rows: rows as u32, cols: 2, a, b }, ..synthetic(1, 1) }
+    }
+
     #[test]
     fn synthetic_spec_is_admitted_and_cost_matches_the_problem() {
         let spec = synthetic(500, 8);
         let p = spec.admit(&limits()).unwrap();
-        assert_eq!(p.cost(), spec.cost_wu());
+        assert_eq!(p.cost(), spec.cost());
         assert_eq!(p.dim(), 8);
     }
 
     #[test]
     fn inline_zeros_and_duplicate_rows_are_rejected() {
-        let mut spec = TaskSpec {
-            data: TaskData::Inline { rows: 3, cols: 2, a: vec![1.0, 2.0, 3.0, 0.0, 5.0, 6.0], b: vec![0.2, 0.3, 0.5] },
-            ..synthetic(1, 1)
-        };
-        assert_eq!(spec.admit(&limits()).unwrap_err(), TaskError::ExactZero { row: 1, col: 1 });
-        spec.data = TaskData::Inline { rows: 3, cols: 2, a: vec![1.0, 2.0, 3.0, 4.0, 1.0, 2.0], b: vec![0.2, 0.3, 0.5] };
-        assert_eq!(spec.admit(&limits()).unwrap_err(), TaskError::DuplicateRow { first: 0, second: 2 });
-        spec.data = TaskData::Inline { rows: 3, cols: 2, a: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], b: vec![0.2, 0.3, 0.5] };
-        assert!(spec.admit(&limits()).is_ok());
+        assert_eq!(inline(|a, _| a[3] = 0.0).admit(&limits()).unwrap_err(), TaskError::ExactZero { row: 1, col: 1 });
+        let dup = inline(|a, _| {
+            a[10] = a[0];
+            a[11] = a[1];
+        });
+        assert_eq!(dup.admit(&limits()).unwrap_err(), TaskError::DuplicateRow { first: 0, second: 5 });
+        assert!(inline(|_, _| {}).admit(&limits()).is_ok());
+    }
+
+    #[test]
+    fn data_outside_the_dynamic_range_is_rejected_at_admission() {
+        // The scale-1e160 attack of issue 8: every step would fail cheaply.
+        let huge = inline(|a, _| a.iter_mut().for_each(|v| *v *= 1e160));
+        assert!(matches!(huge.admit(&limits()), Err(TaskError::OutOfRange { what: "data A", row: 0, col: 0, .. })));
+        let tiny = inline(|a, _| a[7] = 1e-300);
+        assert!(matches!(tiny.admit(&limits()), Err(TaskError::OutOfRange { what: "data A", row: 3, col: 1, .. })));
+        let nan = inline(|a, _| a[2] = f64::NAN);
+        assert!(matches!(nan.admit(&limits()), Err(TaskError::OutOfRange { row: 1, col: 0, .. })));
+        let big_b = inline(|_, b| b[4] = 1e13);
+        assert!(matches!(big_b.admit(&limits()), Err(TaskError::OutOfRange { what: "target b", row: 4, .. })));
+        let subnormal_b = inline(|_, b| b[5] = 1e-310);
+        assert!(matches!(subnormal_b.admit(&limits()), Err(TaskError::OutOfRange { what: "target b", row: 5, .. })));
+        // Zero targets are fine (a class with no mass); the edges of the range are admitted.
+        assert!(inline(|_, b| b[5] = 0.0).admit(&limits()).is_ok());
+        assert!(inline(|a, _| {
+            a[0] = DATA_MAX_ABS;
+            a[1] = -DATA_MIN_ABS;
+        })
+        .admit(&limits())
+        .is_ok());
+    }
+
+    #[test]
+    fn shapes_below_the_minimum_are_rejected_before_any_data() {
+        for (n, d) in [(1, 1), (31, 2), (64, 1), (40, 41)] {
+            assert!(
+                matches!(synthetic(n, d).check_limits(&limits()), Err(TaskError::BelowMinimumShape { .. })),
+                "{n}x{d}"
+            );
+        }
+        assert!(synthetic(32, 2).admit(&limits()).is_ok());
+        assert!(synthetic(64, 64).admit(&limits()).is_ok());
+    }
+
+    #[test]
+    fn hyper_parameters_outside_their_domain_are_rejected() {
+        for scale in [0.0, 1e-3, 300.0, f64::NAN, f64::INFINITY] {
+            let s = TaskSpec { data: TaskData::Synthetic { n: 64, d: 4, seed: 1, scale }, ..synthetic(1, 1) };
+            assert!(matches!(s.check_limits(&limits()), Err(TaskError::BadValue { what: "synthetic scale", .. })), "{scale}");
+        }
+        for lambda in [-1.0, 1e13, f64::NAN] {
+            let s = TaskSpec { reg_lambda: lambda, ..synthetic(64, 4) };
+            assert!(matches!(s.check_limits(&limits()), Err(TaskError::BadValue { what: "regulariser lambda", .. })));
+        }
+        let cr = CopyrightSpec { rows: vec![1, 2], gamma: 1e4, variant: CopyrightVariant::All };
+        let s = TaskSpec { copyright: Some(cr), ..synthetic(64, 4) };
+        assert!(matches!(s.check_limits(&limits()), Err(TaskError::BadValue { what: "copyright gamma", .. })));
+    }
+
+    #[test]
+    fn admitted_tasks_have_a_box_that_bounds_every_z() {
+        let spec = synthetic(300, 8);
+        let p = spec.admit(&limits()).unwrap();
+        let b = p.x_bound();
+        // The corner of the box in the direction of the heaviest row reaches Z_BOUND.
+        let worst = (0..p.n())
+            .map(|i| p.a().row(i).iter().map(|v| v.abs() * b).sum::<f64>())
+            .fold(0.0f64, f64::max);
+        assert!(worst <= crate::compute::softmax::Z_BOUND * (1.0 + 1e-12), "{worst}");
+        assert!(p.check_iterate(&crate::compute::problem::Params(vec![b; 8])).is_ok());
+        let outside = crate::compute::problem::Params(vec![b * (1.0 + 1e-15), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        assert!(matches!(p.check_iterate(&outside), Err(ProblemError::OutsideBox { index: 0, .. })));
     }
 
     #[test]
@@ -357,12 +536,12 @@ mod tests {
         let lim = TaskLimits { max_data_bytes: 1 << 30, ..limits() };
         assert!(matches!(costly.admit(&lim), Err(TaskError::TooCostly { .. })));
         let wide = TaskLimits { max_params: 4, ..limits() };
-        assert!(matches!(synthetic(10, 8).admit(&wide), Err(TaskError::TooManyParams { .. })));
-        let bad_shape = TaskSpec { data: TaskData::Inline { rows: 2, cols: 2, a: vec![1.0; 3], b: vec![0.5; 2] }, ..synthetic(1, 1) };
+        assert!(matches!(synthetic(40, 8).admit(&wide), Err(TaskError::TooManyParams { .. })));
+        let bad_shape = TaskSpec { data: TaskData::Inline { rows: 40, cols: 2, a: vec![1.0; 3], b: vec![0.5; 40] }, ..synthetic(1, 1) };
         assert!(matches!(bad_shape.admit(&limits()), Err(TaskError::Shape(_))));
-        let nan_target = TaskSpec { target_score: f64::NAN, ..synthetic(10, 2) };
+        let nan_target = TaskSpec { target_score: f64::NAN, ..synthetic(40, 2) };
         assert!(matches!(nan_target.admit(&limits()), Err(TaskError::BadValue { .. })));
-        let bad_rows = TaskSpec { copyright: Some(CopyrightSpec { rows: vec![20], gamma: 0.1, variant: CopyrightVariant::All }), ..synthetic(10, 2) };
+        let bad_rows = TaskSpec { copyright: Some(CopyrightSpec { rows: vec![50], gamma: 0.1, variant: CopyrightVariant::All }), ..synthetic(40, 2) };
         assert!(matches!(bad_rows.admit(&limits()), Err(TaskError::Problem(_))));
     }
 

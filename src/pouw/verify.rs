@@ -2,12 +2,14 @@
 //! iterate, and recompute a model update's certificate.
 //!
 //! # Consensus
-//! A block's work is valid only if replaying `step(input, seed)` gives exactly the claimed
-//! `output_hash`, and its input scores no worse than the task's best at the parent. A
-//! model update is valid only if the recomputed certificate equals the claimed one bit for
-//! bit and improves the task's best score by at least the network's relative margin.
+//! A block's work is valid only if its input lies in the task's iterate box, scores no
+//! worse than the task's best at the parent, and replaying `step(input, seed)` gives
+//! exactly the claimed `output_hash` (DESIGN.md §3.2: a hash over the output and the
+//! step's whole transcript). A model update is valid only if its params lie in the box,
+//! the recomputed certificate equals the claimed one bit for bit, and it improves the
+//! task's best score by at least the network's relative margin.
 
-use crate::compute::problem::{Certificate, Params, Problem, ProblemError};
+use crate::compute::problem::{Certificate, Params, Problem, ProblemError, StepOutput};
 use crate::hash::Hash256;
 
 /// Why useful work does not verify.
@@ -57,9 +59,10 @@ pub fn score(problem: &dyn Problem, x: &Params) -> Result<f64, VerifyError> {
     Ok(problem.certify(x)?.score)
 }
 
-/// Checks a ticket's input: finite, right length, and scoring no worse than `best`.
-/// Returns its score.
+/// Checks a ticket's input: finite, right length, in the box, and scoring no worse than
+/// `best`. Returns its score.
 pub fn check_input(problem: &dyn Problem, input: &Params, best: f64) -> Result<f64, VerifyError> {
+    problem.check_iterate(input)?;
     let s = score(problem, input)?;
     if s > best {
         return Err(VerifyError::InputWorse { score: s, best });
@@ -68,9 +71,9 @@ pub fn check_input(problem: &dyn Problem, input: &Params, best: f64) -> Result<f
 }
 
 /// Replays one step and returns its output, checking the output hash against `claimed`.
-pub fn replay(problem: &dyn Problem, input: &Params, seed: &[u8; 32], claimed: &Hash256) -> Result<Params, VerifyError> {
+pub fn replay(problem: &dyn Problem, input: &Params, seed: &[u8; 32], claimed: &Hash256) -> Result<StepOutput, VerifyError> {
     let out = problem.step(input, seed)?;
-    let computed = out.hash();
+    let computed = out.output_hash();
     if computed != *claimed {
         return Err(VerifyError::OutputMismatch { computed, claimed: *claimed });
     }
@@ -100,6 +103,7 @@ pub fn check_model_update(
     best: f64,
     margin: f64,
 ) -> Result<Certificate, VerifyError> {
+    problem.check_iterate(params)?;
     let cert = problem.certify(params)?;
     if !certificates_identical(&cert, claimed) {
         return Err(VerifyError::CertificateMismatch { claimed: claimed.score, computed: cert.score });
@@ -126,10 +130,12 @@ mod tests {
         let p = problem();
         let x = p.init();
         let out = p.step(&x, &[4u8; 32]).unwrap();
-        assert_eq!(replay(&p, &x, &[4u8; 32], &out.hash()).unwrap(), out);
+        assert_eq!(replay(&p, &x, &[4u8; 32], &out.output_hash()).unwrap(), out);
         let fake = Hash256([9u8; 32]);
         assert!(matches!(replay(&p, &x, &[4u8; 32], &fake), Err(VerifyError::OutputMismatch { .. })));
-        assert!(matches!(replay(&p, &x, &[5u8; 32], &out.hash()), Err(VerifyError::OutputMismatch { .. })));
+        assert!(matches!(replay(&p, &x, &[5u8; 32], &out.output_hash()), Err(VerifyError::OutputMismatch { .. })));
+        // The params hash alone (v1's output hash) is not the v2 output hash.
+        assert!(matches!(replay(&p, &x, &[4u8; 32], &out.params.hash()), Err(VerifyError::OutputMismatch { .. })));
     }
 
     #[test]
@@ -149,5 +155,12 @@ mod tests {
         assert!(matches!(check_model_update(&p, &x1, &forged, s0, 1e-6), Err(VerifyError::CertificateMismatch { .. })));
         let nan = Params(vec![f64::NAN; 6]);
         assert!(matches!(check_model_update(&p, &nan, &cert, s0, 1e-6), Err(VerifyError::Problem(_))));
+        let mut outside = x1.clone();
+        outside.0[2] = 2.0 * p.x_bound();
+        assert!(matches!(
+            check_model_update(&p, &outside, &cert, s0, 1e-6),
+            Err(VerifyError::Problem(ProblemError::OutsideBox { index: 2, .. }))
+        ));
+        assert!(matches!(check_input(&p, &outside, f64::INFINITY), Err(VerifyError::Problem(ProblemError::OutsideBox { .. }))));
     }
 }

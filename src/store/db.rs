@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// Bump on any change to a key or value format; checked when the store opens.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 const META_SCHEMA: &[u8] = b"schema_version";
 const META_TIP: &[u8] = b"tip";
@@ -73,6 +73,7 @@ pub struct Store {
     undo: sled::Tree,
     meta: sled::Tree,
     txindex: sled::Tree,
+    costs: sled::Tree,
 }
 
 fn outpoint_key(o: &OutPoint) -> [u8; 36] {
@@ -120,6 +121,7 @@ impl Store {
             undo: db.open_tree("undo")?,
             meta: db.open_tree("meta")?,
             txindex: db.open_tree("txindex")?,
+            costs: db.open_tree("costs")?,
             db,
         };
         match s.meta.get(META_SCHEMA)? {
@@ -152,17 +154,33 @@ impl Store {
         Ok(self.meta.get(META_TIP)?.and_then(|v| hash_from_key(&v)))
     }
 
-    /// Writes a block and its index entry (not connected). Idempotent.
-    pub fn put_block(&self, block: &Block, entry: &IndexEntry) -> Result<(), StoreError> {
+    /// Writes a block, its index entry (not connected) and the cost-table entries of the
+    /// tasks it submits, in one transaction. Idempotent.
+    pub fn put_block(&self, block: &Block, entry: &IndexEntry, costs: &[(Hash256, u64)]) -> Result<(), StoreError> {
         let h = block.hash();
-        (&self.blocks, &self.index)
-            .transaction(|(blocks, index)| {
+        (&self.blocks, &self.index, &self.costs)
+            .transaction(|(blocks, index, cost_t)| {
                 blocks.insert(&h.0, enc(block))?;
                 index.insert(&h.0, enc(entry))?;
+                for (id, c) in costs {
+                    cost_t.insert(&id.0, &c.to_le_bytes())?;
+                }
                 Ok::<(), ConflictableTransactionError<()>>(())
             })
             .map_err(tx_err)?;
         Ok(())
+    }
+
+    /// The cost table (task id -> step cost in mWU).
+    pub fn load_costs(&self) -> Result<HashMap<Hash256, u64>, StoreError> {
+        let mut out = HashMap::new();
+        for kv in self.costs.iter() {
+            let (k, v) = kv?;
+            let h = hash_from_key(&k).ok_or_else(|| StoreError::Inconsistent(format!("costs key {} is not a hash", hex::encode(&k))))?;
+            let c: [u8; 8] = v.as_ref().try_into().map_err(|_| StoreError::Inconsistent(format!("cost of task {h} is not 8 bytes")))?;
+            out.insert(h, u64::from_le_bytes(c));
+        }
+        Ok(out)
     }
 
     /// Updates index entries (status changes).
@@ -234,11 +252,14 @@ impl Store {
     }
 
     /// Writes a fresh chain's genesis: block, index entry, main[0], the genesis tasks and
-    /// specs, the tip, in one transaction.
-    pub fn init_genesis(&self, genesis: &Block, entry: &IndexEntry, delta: &Delta) -> Result<(), StoreError> {
+    /// specs, their costs, the tip, in one transaction.
+    pub fn init_genesis(&self, genesis: &Block, entry: &IndexEntry, delta: &Delta, costs: &[(Hash256, u64)]) -> Result<(), StoreError> {
         let h = genesis.hash();
-        (&self.blocks, &self.index, &self.main, &self.tasks, &self.task_data, &self.meta)
-            .transaction(|(blocks, index, main, tasks, task_data, meta)| {
+        (&self.blocks, &self.index, &self.main, &self.tasks, &self.task_data, &self.meta, &self.costs)
+            .transaction(|(blocks, index, main, tasks, task_data, meta, cost_t)| {
+                for (id, c) in costs {
+                    cost_t.insert(&id.0, &c.to_le_bytes())?;
+                }
                 blocks.insert(&h.0, enc(genesis))?;
                 index.insert(&h.0, enc(entry))?;
                 main.insert(&height_key(0), &h.0)?;

@@ -15,7 +15,7 @@ use gradientcoin::compute::problem::Params;
 use gradientcoin::hash::{merkle_root, Hash256};
 use gradientcoin::miner;
 use gradientcoin::store::{ChainStore, ProcessError};
-use gradientcoin::store::chainstore::Accepted;
+use gradientcoin::chain::pipeline::Accepted;
 
 /// The deterministic key `i`.
 pub fn key(i: u8) -> SigningKey {
@@ -148,7 +148,7 @@ pub fn reseal_with_step(b: &mut Block, problem: &dyn gradientcoin::compute::prob
     for nonce in 0.. {
         b.header.nonce = nonce;
         let out = problem.step(&input, &b.header.ticket_seed()).expect("step");
-        b.header.work.output_hash = out.hash();
+        b.header.work.output_hash = out.output_hash();
         if b.header.pow_value() <= target {
             return;
         }

@@ -23,12 +23,13 @@
 
 use super::{ban, peer_fault};
 use crate::chain::block::{Block, Header};
+use crate::chain::validate::BlockError;
 use crate::chain::target::{chainwork, target_from_bits, U256};
 use crate::hash::Hash256;
 use crate::net::protocol::{SyncRequest, SyncResponse, MAX_BLOCKS_PER_RESPONSE, MAX_HEADERS};
 use crate::net::{NetError, NetHandle, PeerId};
 use crate::node::{Handle, NodeError};
-use crate::store::chainstore::Accepted;
+use crate::chain::pipeline::Accepted;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
@@ -117,35 +118,33 @@ struct Offer {
     fork: Hash256,
     headers: Vec<Header>,
     hashes: HashSet<Hash256>,
-    /// Work of the headers, summed from their `bits`.
+    /// Work of the headers, summed from their `bits` once each header was checked.
     work: U256,
     /// A full batch: the peer may have more after these.
     full: bool,
 }
 
-/// Checks that `headers` connect to our locator and to each other and that their bits
-/// decode; `Err` is misbehaviour. Says nothing of validity beyond that: the blocks are
-/// judged when they arrive.
-fn check_headers(peer: PeerId, headers: Vec<Header>, locator: &[Hash256]) -> Result<Option<Offer>, String> {
-    let Some(first) = headers.first() else { return Ok(None) };
+/// Checks that `headers` build on our locator, then has the node check each header
+/// (`Chain::check_headers`: linked, ASERT bits, time after the median time past, proof of
+/// work against the cost table) before their work counts. `Err` is misbehaviour; a
+/// header that is only early makes the offer wait for a later round (`Ok(None)`).
+async fn check_headers(node: &Handle, peer: PeerId, headers: Vec<Header>, locator: &[Hash256]) -> Result<Result<Option<Offer>, String>, NodeError> {
+    let Some(first) = headers.first() else { return Ok(Ok(None)) };
     let fork = first.prev;
     if !locator.contains(&fork) {
-        return Err(format!("headers build on {fork}, which is not in our locator"));
+        return Ok(Err(format!("headers build on {fork}, which is not in our locator")));
     }
-    let mut work = U256::ZERO;
-    let mut prev = fork;
-    let mut hashes = HashSet::with_capacity(headers.len());
-    for h in &headers {
-        if h.prev != prev {
-            return Err(format!("headers do not connect: {} follows {prev}", h.prev));
+    let work = match node.check_headers(headers.clone()).await? {
+        Ok(work) => work,
+        Err(e) if e.is_transient() && !matches!(e, BlockError::UnknownParent(_)) => {
+            tracing::debug!(%peer, "headers not usable yet: {e}");
+            return Ok(Ok(None));
         }
-        let target = target_from_bits(h.bits).map_err(|e| format!("header bits {:#x}: {e}", h.bits))?;
-        work = work.saturating_add(chainwork(target));
-        prev = h.hash();
-        hashes.insert(prev);
-    }
+        Err(e) => return Ok(Err(format!("invalid headers: {e}"))),
+    };
+    let hashes = headers.iter().map(Header::hash).collect();
     let full = headers.len() >= MAX_HEADERS;
-    Ok(Some(Offer { peer, fork, headers, hashes, work, full }))
+    Ok(Ok(Some(Offer { peer, fork, headers, hashes, work, full })))
 }
 
 /// The work of our main chain after `fork`, or `None` if `fork` is no longer on it (our
@@ -189,7 +188,7 @@ async fn round(node: &Handle, net: &NetHandle, stats: &SyncStats) -> Result<bool
     while let Some(joined) = asks.join_next().await {
         let Ok((peer, answer)) = joined else { continue };
         match answer {
-            Ok(SyncResponse::Headers(h)) => match check_headers(peer, h, &locator) {
+            Ok(SyncResponse::Headers(h)) => match check_headers(node, peer, h, &locator).await? {
                 Ok(Some(offer)) => offers.push(offer),
                 Ok(None) => {}
                 Err(why) => ban(node, net, peer, &why).await,

@@ -1,0 +1,79 @@
+//! The softmax family's off-chain solver: exact Newton with a Levenberg–Marquardt
+//! safeguard and Armijo backtracking (SOLVERS.md §0.5, [V] on planted instances).
+//!
+//! Not consensus: its iteration count depends on the data. It stays inside the iterate
+//! box, so what it returns can be published as a model update and mined from.
+
+use super::{SoftmaxProblem, ARMIJO_C1};
+use crate::compute::det::{self, Cholesky};
+use crate::compute::problem::{IterReport, Params, Problem, ProblemError, SolveInfo, SolveOpts, StopReason};
+
+impl SoftmaxProblem {
+    /// Exact Newton with the Levenberg–Marquardt safeguard and Armijo backtracking
+    /// (SOLVERS.md §0.5 items 1, 2, 4), every trial point projected onto the iterate box so the
+    /// result is a valid witness. Off-chain: iteration counts depend on the data.
+    pub(super) fn newton_solve(&self, opts: &SolveOpts, observe: &mut dyn FnMut(&IterReport)) -> Result<(Params, SolveInfo), ProblemError> {
+        let mut x = opts.x0.clone().unwrap_or_else(|| self.init());
+        x.check(self.dim())?;
+        let mut ev = self.eval(&x.0)?;
+        let (mut g, mut g1) = self.gradient(&ev);
+        let mut gnorm = det::nrm2(&g);
+        let grad_norm0 = gnorm;
+        let tol = opts.tol_grad * grad_norm0.max(1.0);
+        let mut info = SolveInfo {
+            iterations: 0,
+            reason: StopReason::MaxIterations,
+            converged: false,
+            grad_norm0,
+            max_mu: 0.0,
+            history: Vec::new(),
+        };
+        for it in 1..=opts.max_iter {
+            if gnorm <= tol {
+                info.reason = StopReason::GradientTolerance;
+                info.converged = true;
+                break;
+            }
+            let h = self.hessian(&ev, g1.as_deref());
+            let (chol, mu) = Cholesky::factor_lm(&h, 200)?;
+            info.max_mu = info.max_mu.max(mu);
+            let dir = chol.solve(&g);
+            let decrement = det::dot(&g, &dir);
+            let mut t = 1.0f64;
+            let mut accepted = None;
+            for _ in 0..=30 {
+                let cand = self.project(x.0.iter().zip(&dir).map(|(xi, di)| (-t).mul_add(*di, *xi)).collect());
+                if let Ok(e) = self.eval(&cand)
+                    && e.value <= (-(ARMIJO_C1 * t)).mul_add(decrement, ev.value)
+                {
+                    accepted = Some((cand, e));
+                    break;
+                }
+                t *= 0.5;
+            }
+            let Some((cand, e)) = accepted else {
+                info.reason = StopReason::Stalled;
+                break;
+            };
+            x = Params(cand);
+            ev = e;
+            (g, g1) = self.gradient(&ev);
+            gnorm = det::nrm2(&g);
+            info.iterations = it;
+            let report = IterReport { iter: it, loss: ev.value, grad_norm: gnorm, step_len: t, mu };
+            observe(&report);
+            info.history.push(report);
+            if gnorm <= tol {
+                info.reason = StopReason::GradientTolerance;
+                info.converged = true;
+                break;
+            }
+            if decrement <= 2e-16 * ev.value.abs().max(1.0) {
+                info.reason = StopReason::NewtonDecrement;
+                info.converged = true;
+                break;
+            }
+        }
+        Ok((x, info))
+    }
+}
