@@ -19,7 +19,7 @@ fn genesis_blocks_and_first_dev_blocks_are_fixed() {
         v.insert(format!("{n}/genesis_hash"), p.genesis_hash().to_string());
         v.insert(format!("{n}/genesis_bytes_sha256"), sha256(&encode(&p.genesis)).to_string());
         v.insert(format!("{n}/public_task_id"), p.public_task_id.to_string());
-        v.insert(format!("{n}/public_task_cost_wu"), p.genesis.header.work.cost.to_string());
+        v.insert(format!("{n}/public_task_cost_mwu"), p.genesis.header.work.cost.to_string());
         v.insert(format!("{n}/max_target_bits"), format!("{:08x}", p.max_target_bits));
     }
     let mut tc = TestChain::new();

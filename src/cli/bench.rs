@@ -1,4 +1,4 @@
-//! `gradientcoin bench chain|sync|propagation`: benchmarks that print ratios against
+//! `gradientcoin bench chain|cost|sync|propagation`: benchmarks that print ratios against
 //! references measured in the same run (the machines are noisy; absolute times mean little).
 //!
 //! `bench chain`:
@@ -12,6 +12,8 @@
 //!
 //! `bench propagation`: a ring of nodes on 127.0.0.1, the miner rotating; the latency until
 //! each node, and every node, has a new block as its tip.
+
+pub mod cost;
 
 use crate::chain::address::Address;
 use crate::chain::amount::Amount;

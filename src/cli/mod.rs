@@ -93,6 +93,16 @@ enum BenchCommand {
         #[arg(long, default_value_t = 2000)]
         txs: usize,
     },
+    /// Cost calibration: replay time per mWU across the admission domain of every kind;
+    /// the last line is `spread X.XX` (max over min).
+    Cost {
+        /// Seeds per case (each stepped from two iterates).
+        #[arg(long, default_value_t = 7)]
+        reps: usize,
+        /// Also print each case's flops by class (the inputs of the calibration fit).
+        #[arg(long)]
+        classes: bool,
+    },
     /// Headers-first sync of dev blocks between two nodes over libp2p on 127.0.0.1,
     /// against feeding the same blocks to a node without a network.
     Sync {
@@ -146,6 +156,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mining { cmd, json } => client::mining(c, cmd, json),
         Command::Compute(cmd) => compute::run(cmd),
         Command::Bench(BenchCommand::Chain { txs }) => bench::run(txs),
+        Command::Bench(BenchCommand::Cost { reps, classes }) => bench::cost::run(reps.max(1), classes),
         Command::Bench(BenchCommand::Sync { blocks }) => bench::sync(blocks),
         Command::Bench(BenchCommand::Propagation { nodes, blocks }) => bench::propagation(nodes, blocks),
     }

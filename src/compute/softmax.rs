@@ -13,7 +13,7 @@ mod solve;
 mod step;
 mod synthetic;
 
-pub use step::{step_cost_mwu, step_flops, StepShape, STEP_OVERHEAD_FLOPS};
+pub use step::{step_cost_mwu, step_flop_classes, step_flops, FlopClasses, StepShape, CLASS_WEIGHTS_16, STEP_OVERHEAD_FLOPS};
 pub use synthetic::{synthetic_seed, uniform_reg, Synthetic};
 
 use crate::compute::copyright::{Copyright, CopyrightVariant};

@@ -10,11 +10,12 @@
 //!
 //! The admission domain of the softmax family (DESIGN.md §3.2), chosen so that for every
 //! admitted task and every iterate in its box no stage of a step degenerates:
-//! - shape: at least [`MIN_ROWS`] rows and [`MIN_COLS`] columns, and no more columns than
-//!   rows, so the fixed per-step overhead stays small against the priced work;
+//! - shape: at least [`MIN_ROWS`] rows, [`MIN_COLS`] columns and [`ROWS_PER_COL`] rows
+//!   per column, so the fixed overhead and the d³ work stay priced within the calibration
+//!   band;
 //! - data: every entry of `A` finite, non-zero, with `|a| in [DATA_MIN_ABS, DATA_MAX_ABS]`
 //!   (no overflow in `z`, no subnormal products in the Gram matrices), no duplicate
-//!   rows; every target finite, `|b| <= DATA_MAX_ABS`, zero or at least `DATA_MIN_ABS`;
+//!   rows; every target finite, `|b| <= DATA_MAX_ABS`, zero or normal (`>= TARGET_MIN_ABS`);
 //! - hyper-parameters: `λ in [0, MAX_REG_LAMBDA]`, `γ in [0, MAX_COPYRIGHT_GAMMA]`, a
 //!   synthetic scale in `[MIN_SYNTHETIC_SCALE, MAX_SYNTHETIC_SCALE]`;
 //! - iterate box: `|x_j| <= Z_BOUND / max_i ||a_i||₁` (`compute::softmax`), so
@@ -134,8 +135,14 @@ pub struct TaskSpec {
 pub const MIN_ROWS: usize = 32;
 /// Fewest parameters of a softmax-family task.
 pub const MIN_COLS: usize = 2;
-/// Smallest magnitude of a data entry (and of a non-zero target): `2^-40`.
+/// At least this many rows per column: with fewer, the d³ and d² parts of a step run at
+/// a speed per flop that no single price fits (DESIGN.md §3.1 calibration).
+pub const ROWS_PER_COL: usize = 4;
+/// Smallest magnitude of a data entry: `2^-40`.
 pub const DATA_MIN_ABS: f64 = 1.0 / (1u64 << 40) as f64;
+/// Smallest magnitude of a non-zero target: the smallest normal f64 (no subnormal
+/// arithmetic, which is slow and would make a step cost more than its price).
+pub const TARGET_MIN_ABS: f64 = f64::MIN_POSITIVE;
 /// Largest magnitude of a data entry or target: `2^40`.
 pub const DATA_MAX_ABS: f64 = (1u64 << 40) as f64;
 /// Largest regulariser λ.
@@ -144,8 +151,8 @@ pub const MAX_REG_LAMBDA: f64 = 1e12;
 pub const MAX_COPYRIGHT_GAMMA: f64 = 1e3;
 /// Smallest synthetic row scale.
 pub const MIN_SYNTHETIC_SCALE: f64 = 1.0 / 256.0;
-/// Largest synthetic row scale.
-pub const MAX_SYNTHETIC_SCALE: f64 = 256.0;
+/// Largest synthetic row scale (larger ones plant targets that underflow).
+pub const MAX_SYNTHETIC_SCALE: f64 = 16.0;
 
 /// Limits a spec must respect (per network, from `ChainParams`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,7 +211,7 @@ pub enum TaskError {
         value: f64,
     },
     /// The shape is below the kind's minimum.
-    #[error("task data is {rows}x{cols}: the minimum shape is {min_rows} rows, {min_cols} columns, and no more columns than rows")]
+    #[error("task data is {rows}x{cols}: the minimum shape is {min_rows} rows, {min_cols} columns, and at least 4 rows per column")]
     BelowMinimumShape {
         /// Rows.
         rows: usize,
@@ -216,7 +223,7 @@ pub enum TaskError {
         min_cols: usize,
     },
     /// A data value outside the admission range.
-    #[error("{what} at row {row}, column {col} is {value:e}, outside the admitted range 0 or [{min:e}, {max:e}] in magnitude (rescale the data)")]
+    #[error("{what} at row {row}, column {col} is {value:e}, outside the admitted magnitudes [{min:e}, {max:e}] (zero only for targets; rescale the data)")]
     OutOfRange {
         /// `data A` or `target b`.
         what: &'static str,
@@ -293,7 +300,7 @@ impl TaskSpec {
         if n == 0 || d == 0 {
             return Err(TaskError::Shape(format!("{n}x{d}: need at least one row and column")));
         }
-        if n < MIN_ROWS || d < MIN_COLS || d > n {
+        if n < MIN_ROWS || d < MIN_COLS || ROWS_PER_COL * d > n {
             return Err(TaskError::BelowMinimumShape { rows: n, cols: d, min_rows: MIN_ROWS, min_cols: MIN_COLS });
         }
         if d > limits.max_params {
@@ -400,8 +407,8 @@ fn check_dense(a: &Mat) -> Result<(), TaskError> {
 /// admitted magnitude.
 fn check_targets(b: &[f64]) -> Result<(), TaskError> {
     for (i, &v) in b.iter().enumerate() {
-        if v != 0.0 && !(DATA_MIN_ABS..=DATA_MAX_ABS).contains(&v.abs()) {
-            return Err(out_of_range("target b", i, 0, v));
+        if v != 0.0 && !(TARGET_MIN_ABS..=DATA_MAX_ABS).contains(&v.abs()) {
+            return Err(TaskError::OutOfRange { what: "target b", row: i, col: 0, value: v, min: TARGET_MIN_ABS, max: DATA_MAX_ABS });
         }
     }
     Ok(())
@@ -488,19 +495,19 @@ mod tests {
 
     #[test]
     fn shapes_below_the_minimum_are_rejected_before_any_data() {
-        for (n, d) in [(1, 1), (31, 2), (64, 1), (40, 41)] {
+        for (n, d) in [(1, 1), (31, 2), (64, 1), (40, 41), (63, 16)] {
             assert!(
                 matches!(synthetic(n, d).check_limits(&limits()), Err(TaskError::BelowMinimumShape { .. })),
                 "{n}x{d}"
             );
         }
         assert!(synthetic(32, 2).admit(&limits()).is_ok());
-        assert!(synthetic(64, 64).admit(&limits()).is_ok());
+        assert!(synthetic(64, 16).admit(&limits()).is_ok());
     }
 
     #[test]
     fn hyper_parameters_outside_their_domain_are_rejected() {
-        for scale in [0.0, 1e-3, 300.0, f64::NAN, f64::INFINITY] {
+        for scale in [0.0, 1e-3, 17.0, f64::NAN, f64::INFINITY] {
             let s = TaskSpec { data: TaskData::Synthetic { n: 64, d: 4, seed: 1, scale }, ..synthetic(1, 1) };
             assert!(matches!(s.check_limits(&limits()), Err(TaskError::BadValue { what: "synthetic scale", .. })), "{scale}");
         }

@@ -21,9 +21,10 @@ use crate::compute::nmr::Phi;
 use crate::compute::problem::{perturb, Params, Problem, ProblemError, Stage, StepOutput, Transcript, FLOPS_PER_MWU};
 use crate::compute::sketch;
 
-/// Fixed per-step overhead in flop-equivalents (allocation, the transcript's SHA-256, the
-/// random streams' set-up), added to every step's price so small shapes pay for it.
-pub const STEP_OVERHEAD_FLOPS: u64 = 20_000;
+/// Fixed per-step overhead in priced flops (allocation, the transcript's SHA-256, the
+/// random streams' set-up), added to every step's price so small shapes pay for it;
+/// fitted with [`CLASS_WEIGHTS_16`].
+pub const STEP_OVERHEAD_FLOPS: u64 = 49_000;
 
 /// Everything the cost of a step depends on: known from a task spec before any data is
 /// built, so admission can refuse an over-priced task cheaply.
@@ -41,9 +42,35 @@ pub struct StepShape {
     pub copyright: Option<(CopyrightVariant, usize)>,
 }
 
-/// Flops of one step of a task of this shape, by formula (leading terms of every kernel
-/// and elementwise pass the step performs; exps count [`nmr::EXP_FLOPS`]).
-pub fn step_flops(shape: &StepShape) -> u64 {
+/// The flops of one step by formula, split by the kind of work (DESIGN.md §3.1): the
+/// classes run at very different speeds per flop, so the price weighs each by its own
+/// calibrated rate ([`step_cost_mwu`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlopClasses {
+    /// Evaluations of φ (the exponentials), counted as [`crate::compute::nmr::EXP_FLOPS`] each.
+    pub transcendental: u64,
+    /// Other per-row (and per-sample) scalar passes: residuals, normalisations, scans.
+    pub elementwise: u64,
+    /// Matrix-vector work, O(n·d): products with `A`, building the Gauss–Newton rows.
+    pub level2: u64,
+    /// Gram matrices (`syrk` of the sketch and of the sampled rows), O(s·d²).
+    pub gram: u64,
+    /// Triangular solves of every row for the leverage scores, O(n·d²).
+    pub trsm: u64,
+    /// Factorisations and small dense solves, O(d³).
+    pub factor: u64,
+}
+
+impl FlopClasses {
+    /// Every flop, unweighted (compared with the kernels' own count in tests).
+    pub fn total(&self) -> u64 {
+        self.transcendental + self.elementwise + self.level2 + self.gram + self.trsm + self.factor
+    }
+}
+
+/// Flops of one step of a task of this shape, by formula and class (leading terms of
+/// every kernel and elementwise pass the step performs).
+pub fn step_flop_classes(shape: &StepShape) -> FlopClasses {
     let (n, d) = (shape.n as u64, shape.d as u64);
     let has_reg = shape.has_reg;
     let rows = if has_reg { 2 * n } else { n };
@@ -52,36 +79,76 @@ pub fn step_flops(shape: &StepShape) -> u64 {
     let phi = shape.phi.eval_flops(1);
     let cr = shape.copyright;
     let n1 = cr.map_or(0, |c| c.1 as u64);
-    // One objective value: gemv, φ, term, regulariser, and the ℓ₁ term.
+    let evals = 1 + LINE_SEARCH_CANDIDATES as u64;
+    let mut c = FlopClasses::default();
+    // One objective value: gemv, φ, term, regulariser, and the ℓ₁ term; `evals` of them.
     let term = |m: u64| 8 * m;
-    let prot_eval = match cr.map(|c| c.0) {
-        None => 0,
-        Some(CopyrightVariant::PerBlock) => n1 * phi + term(n1),
-        Some(_) => term(n),
+    let (prot_phi, prot_elem) = match cr.map(|c| c.0) {
+        None => (0, 0),
+        Some(CopyrightVariant::PerBlock) => (n1 * phi, term(n1)),
+        Some(_) => (0, term(n)),
     };
-    let value = 2 * n * d + n * phi + term(n) + 3 * n + prot_eval;
-    let grad = 4 * n + 2 * n + 2 * n * d
-        + cr.map_or(0, |c| {
-            let m = if c.0 == CopyrightVariant::PerBlock { n1 } else { n };
-            4 * m + 2 * n + 2 * n * d
-        });
-    let gn = 2 * n * d + 4 * n * d + if has_reg { n * d + n } else { 0 };
-    let sketch = 2 * rows * d + rows + s * d * (d + 1) + d + d * d * d / 3;
-    let leverage = rows * d * d + 2 * rows * d + rows;
+    c.transcendental += evals * (n * phi + prot_phi);
+    c.elementwise += evals * (term(n) + 3 * n + prot_elem);
+    c.level2 += evals * 2 * n * d;
+    // Gradient (and the ℓ₁ gradient).
+    c.elementwise += 6 * n;
+    c.level2 += 2 * n * d;
+    if let Some((variant, _)) = cr {
+        let m = if variant == CopyrightVariant::PerBlock { n1 } else { n };
+        c.elementwise += 4 * m + 2 * n;
+        c.level2 += 2 * n * d;
+    }
+    // Gauss–Newton rows.
+    c.level2 += 6 * n * d + if has_reg { n * d } else { 0 };
+    c.elementwise += if has_reg { n } else { 0 };
+    // CountSketch, its Gram and factor; leverage scores.
+    c.level2 += 2 * rows * d + 2 * rows * d + d;
+    c.elementwise += 2 * rows;
+    c.gram += s * d * (d + 1);
+    c.factor += d * d * d / 3;
+    c.trsm += rows * d * d;
+    // Row sampling and the sampled Gram.
     let halvings = (u64::BITS - (rows - 1).leading_zeros()) as u64;
-    let sample = k * (2 + halvings) + k * d + k * d * (d + 1) + k * d;
-    let solve = d + d * d * d / 3 + 2 * d * d + 2 * d + if cr.is_some() { 2 * d * d } else { 0 };
-    let search = LINE_SEARCH_CANDIDATES as u64 * (4 * d + value);
-    5 * d + value + grad + gn + sketch + leverage + sample + solve + search
+    c.elementwise += k * (2 + halvings);
+    c.level2 += 2 * k * d;
+    c.gram += k * d * (d + 1);
+    // Ridge, factor, solve, (rank-1 term), the direction's dot product.
+    c.factor += d * d * d / 3 + 2 * d * d + if cr.is_some() { 2 * d * d } else { 0 };
+    c.level2 += 3 * d;
+    // Candidates (axpy and projection) and the perturbation with its projection.
+    c.level2 += LINE_SEARCH_CANDIDATES as u64 * 4 * d + 5 * d;
+    c
 }
 
-/// The price of one step of this shape in mWU: the calibrated flop formula plus the fixed
-/// overhead, rounded up.
+/// Flops of one step of a task of this shape, by formula (all classes, unweighted).
+pub fn step_flops(shape: &StepShape) -> u64 {
+    step_flop_classes(shape).total()
+}
+
+/// Calibrated weights of the flop classes, in sixteenths of a priced flop (a flop of the
+/// leverage scores' triangular solves is 16): fitted to minimise the spread of replay
+/// time per mWU over the sweep of `gradientcoin bench cost --classes` (release build,
+/// AMD EPYC, 2026-12). The counted-flop formula itself stays unweighted.
+pub const CLASS_WEIGHTS_16: FlopClasses =
+    FlopClasses { transcendental: 222, elementwise: 3, level2: 35, gram: 4, trsm: 16, factor: 41 };
+
+/// The price of one step of this shape in mWU: the flop classes weighted by
+/// [`CLASS_WEIGHTS_16`], plus the fixed overhead, rounded up. Integer arithmetic only.
 ///
 /// # Consensus
 /// The cost table's entry for every task of the family (DESIGN.md §3.1).
 pub fn step_cost_mwu(shape: &StepShape) -> u64 {
-    (step_flops(shape) + STEP_OVERHEAD_FLOPS).div_ceil(FLOPS_PER_MWU)
+    let c = step_flop_classes(shape);
+    let w = CLASS_WEIGHTS_16;
+    let weighted = (c.transcendental * w.transcendental
+        + c.elementwise * w.elementwise
+        + c.level2 * w.level2
+        + c.gram * w.gram
+        + c.trsm * w.trsm
+        + c.factor * w.factor)
+        .div_ceil(16);
+    (weighted + STEP_OVERHEAD_FLOPS).div_ceil(FLOPS_PER_MWU)
 }
 
 impl SoftmaxProblem {

@@ -1,0 +1,117 @@
+//! `gradientcoin bench cost`: the calibration sweep of DESIGN.md §3.1. Replays steps of
+//! admissible tasks of every kind across the admission domain — the minimum shape, n ~ d,
+//! n >> d, the largest and smallest data scales, every copyright variant, with and
+//! without a regulariser — and prints microseconds per mWU for each. The last line is
+//! `spread X.XX`, the largest over the smallest µs/mWU of the sweep: how much a miner can
+//! gain by choosing which task to mine (required <= 1.5 in release, goal 1.25).
+
+use crate::compute::copyright::CopyrightVariant;
+use crate::compute::problem::Problem;
+use crate::compute::softmax::step_flop_classes;
+use crate::pouw::task::{CopyrightSpec, TaskData, TaskKind, TaskSpec, MAX_SYNTHETIC_SCALE, MIN_ROWS, MIN_SYNTHETIC_SCALE};
+use std::io::Write;
+use std::time::Instant;
+
+/// One case of the sweep.
+pub struct Case {
+    /// What it is.
+    pub name: String,
+    /// The task.
+    pub spec: TaskSpec,
+}
+
+/// The sweep: every kind and option across the admission domain's corners and middle.
+pub fn cases() -> Vec<Case> {
+    let base = |kind, n: u32, d: u32, scale: f64| TaskSpec {
+        kind,
+        data: TaskData::Synthetic { n, d, seed: 3, scale },
+        reg_lambda: 1e-8,
+        copyright: None,
+        target_score: 0.0,
+    };
+    let mut out = Vec::new();
+    let mut push = |name: String, spec: TaskSpec| out.push(Case { name, spec });
+    for kind in [TaskKind::Softmax, TaskKind::ResnetSoftmax] {
+        let k = kind.name();
+        let min = MIN_ROWS as u32;
+        push(format!("{k} {min}x2 (minimum shape)"), base(kind, min, 2, 0.5));
+        push(format!("{k} 256x8"), base(kind, 256, 8, 0.5));
+        push(format!("{k} 1000x16"), base(kind, 1000, 16, 0.5));
+        push(format!("{k} 2000x32"), base(kind, 2000, 32, 0.5));
+        push(format!("{k} 64x16 (smallest n/d)"), base(kind, 64, 16, 0.5));
+        push(format!("{k} 256x64 (smallest n/d)"), base(kind, 256, 64, 0.5));
+        push(format!("{k} 512x128 (smallest n/d)"), base(kind, 512, 128, 0.5));
+        push(format!("{k} 100000x2 (n >> d)"), base(kind, 100_000, 2, 0.5));
+        push(format!("{k} 20000x16 (n >> d)"), base(kind, 20_000, 16, 0.5));
+        push(format!("{k} 2000x128"), base(kind, 2000, 128, 0.5));
+        push(format!("{k} 1000x32 smallest scale"), base(kind, 1000, 32, MIN_SYNTHETIC_SCALE));
+        push(format!("{k} 1000x32 largest scale"), base(kind, 1000, 32, MAX_SYNTHETIC_SCALE));
+        push(format!("{k} 1000x32 no regulariser"), TaskSpec { reg_lambda: 0.0, ..base(kind, 1000, 32, 0.5) });
+        for (v, variant) in [("all", CopyrightVariant::All), ("unprotected", CopyrightVariant::UnprotectedOnly), ("per-block", CopyrightVariant::PerBlock)] {
+            let cr = CopyrightSpec { rows: (0..100).collect(), gamma: 1e-9, variant };
+            push(format!("{k}+copyright({v}) 1000x32"), TaskSpec { copyright: Some(cr), ..base(kind, 1000, 32, 0.5) });
+        }
+    }
+    out
+}
+
+/// One timed step of `p` from `x` with seed `r`.
+fn time_step(p: &dyn Problem, x: &crate::compute::problem::Params, r: usize) -> anyhow::Result<f64> {
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&(r as u64).to_le_bytes());
+    let started = Instant::now();
+    std::hint::black_box(p.step(x, &seed)?);
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// The fastest of `rounds` steps per case, the cases taken round-robin so that a change
+/// in the machine's load touches every case alike; each round steps from the initial
+/// iterate and from one far from it (the work must not depend on the iterate).
+pub fn seconds_per_step(problems: &[Box<dyn Problem>], rounds: usize) -> anyhow::Result<Vec<f64>> {
+    let starts: Vec<_> = problems
+        .iter()
+        .map(|p| Ok((p.init(), p.step(&p.init(), &[200u8; 32])?.params)))
+        .collect::<anyhow::Result<_>>()?;
+    let mut best = vec![f64::INFINITY; problems.len()];
+    for r in 0..rounds {
+        for (i, (p, (x0, far))) in problems.iter().zip(&starts).enumerate() {
+            for x in [x0, far] {
+                best[i] = best[i].min(time_step(p.as_ref(), x, r)?);
+            }
+        }
+    }
+    Ok(best)
+}
+
+/// Runs the sweep and prints the table and the spread.
+pub fn run(reps: usize, classes: bool) -> anyhow::Result<()> {
+    if cfg!(debug_assertions) {
+        outln!("note: a debug build; calibration figures are for release builds (cargo run --release)");
+    }
+    outln!("== cost calibration: replay time per mWU across the admission domain (fastest of {} steps per case, cases round-robin)", 2 * reps);
+    outln!("  {:<44} {:>9} {:>11} {:>9}", "task", "cost mWU", "replay ms", "us / mWU");
+    let cases = cases();
+    let problems: Vec<Box<dyn Problem>> =
+        cases.iter().map(|c| Ok(Box::new(c.spec.build_unchecked()?) as Box<dyn Problem>)).collect::<anyhow::Result<_>>()?;
+    let secs = seconds_per_step(&problems, reps)?;
+    let mut per = Vec::new();
+    for ((case, p), secs) in cases.iter().zip(&problems).zip(secs) {
+        let us = secs * 1e6 / p.cost() as f64;
+        outln!("  {:<44} {:>9} {:>11.3} {:>9.4}", case.name, p.cost(), secs * 1e3, us);
+        if classes {
+            let c = step_flop_classes(&case.spec.shape());
+            outln!(
+                "    classes: transcendental {} elementwise {} level2 {} gram {} trsm {} factor {} seconds {secs:e}",
+                c.transcendental, c.elementwise, c.level2, c.gram, c.trsm, c.factor
+            );
+        }
+        per.push((case.name.clone(), us));
+    }
+    let (min, max) = per.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), (_, v)| (lo.min(*v), hi.max(*v)));
+    let slowest = per.iter().max_by(|a, b| a.1.total_cmp(&b.1)).map_or("", |c| c.0.as_str());
+    let fastest = per.iter().min_by(|a, b| a.1.total_cmp(&b.1)).map_or("", |c| c.0.as_str());
+    outln!("  slowest per mWU: {slowest}; fastest: {fastest}");
+    outln!("  claim: spread <= 1.5 (goal 1.25): {}", if max / min <= 1.5 { "held" } else { "NOT held" });
+    outln!("spread {:.2}", max / min);
+    Ok(())
+}
