@@ -99,9 +99,7 @@ impl FromStr for Network {
         Network::ALL
             .into_iter()
             .find(|n| n.name() == s)
-            .ok_or_else(|| ParseNetworkError {
-                input: s.chars().take(32).collect(),
-            })
+            .ok_or_else(|| ParseNetworkError { input: s.chars().take(32).collect() })
     }
 }
 
@@ -122,10 +120,7 @@ mod tests {
         assert_eq!(Network::Dev.hrp(), "dgc");
         assert_eq!(Network::from_hrp("bc"), None);
         let e = "mainnet".parse::<Network>().expect_err("not a name");
-        assert_eq!(
-            e.to_string(),
-            "unknown network `mainnet`, expected one of: main, test, dev"
-        );
+        assert_eq!(e.to_string(), "unknown network `mainnet`, expected one of: main, test, dev");
         assert!("Main".parse::<Network>().is_err());
     }
 }

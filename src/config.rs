@@ -4,9 +4,9 @@
 //! Owns parsing and checking configuration values; it starts nothing. The doc comments of
 //! the fields are the reference; `node-config/*.toml` are examples (a test parses each).
 
+use crate::chain::Network;
 use crate::chain::address::Address;
 use crate::chain::params::ChainParams;
-use crate::chain::Network;
 use libp2p::Multiaddr;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -182,20 +182,33 @@ impl NodeConfig {
 
     /// Builds the configuration: defaults < `file` < environment (`env`, the
     /// `GRADIENTCOIN_*` variables) < `flags`, then validates it.
-    pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>, flags: &Overrides) -> Result<NodeConfig, ConfigError> {
+    pub fn load(
+        file: Option<&Path>,
+        env: &BTreeMap<String, String>,
+        flags: &Overrides,
+    ) -> Result<NodeConfig, ConfigError> {
         let file_table = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
                 let table: toml::Table = toml::from_str(&text).map_err(|e| parse_err(path, e))?;
                 Some((path, table))
             }
             None => None,
         };
         // The network decides the defaults, so it is resolved first, with the same precedence.
-        let network = match (&flags.network, env.get("GRADIENTCOIN_NETWORK"), file_table.as_ref().and_then(|(_, t)| t.get("network"))) {
+        let network = match (
+            &flags.network,
+            env.get("GRADIENTCOIN_NETWORK"),
+            file_table.as_ref().and_then(|(_, t)| t.get("network")),
+        ) {
             (Some(n), _, _) => *n,
-            (None, Some(v), _) => v.parse().map_err(|e: crate::chain::ParseNetworkError| invalid("GRADIENTCOIN_NETWORK", e))?,
-            (None, None, Some(toml::Value::String(v))) => v.parse().map_err(|e: crate::chain::ParseNetworkError| invalid("network", e))?,
+            (None, Some(v), _) => {
+                v.parse().map_err(|e: crate::chain::ParseNetworkError| invalid("GRADIENTCOIN_NETWORK", e))?
+            }
+            (None, None, Some(toml::Value::String(v))) => {
+                v.parse().map_err(|e: crate::chain::ParseNetworkError| invalid("network", e))?
+            }
             (None, None, Some(other)) => return Err(invalid("network", format!("{other} is not a string"))),
             (None, None, None) => Network::Main,
         };
@@ -227,7 +240,9 @@ impl NodeConfig {
                 "GRADIENTCOIN_RPC_USER" => self.rpc.user = Some(v.clone()),
                 "GRADIENTCOIN_RPC_PASSWORD" => self.rpc.password = Some(v.clone()),
                 "GRADIENTCOIN_MINE" => self.mining.enabled = parse_bool(k, v)?,
-                "GRADIENTCOIN_THREADS" => self.mining.threads = v.parse().map_err(|_| invalid(k, format!("{v:?} is not a thread count")))?,
+                "GRADIENTCOIN_THREADS" => {
+                    self.mining.threads = v.parse().map_err(|_| invalid(k, format!("{v:?} is not a thread count")))?
+                }
                 "GRADIENTCOIN_PAYOUT" => self.mining.payout = Some(v.clone()),
                 // Read by the CLI itself (where the file is), not a setting.
                 "GRADIENTCOIN_CONFIG" => {}
@@ -353,8 +368,9 @@ mod tests {
     #[test]
     fn every_shipped_config_file_parses() {
         for f in ["default.toml", "dev.toml", "testnet.toml"] {
-            let cfg = NodeConfig::load(Some(&repo(&format!("node-config/{f}"))), &BTreeMap::new(), &Overrides::default())
-                .unwrap_or_else(|e| panic!("{f}: {e}"));
+            let cfg =
+                NodeConfig::load(Some(&repo(&format!("node-config/{f}"))), &BTreeMap::new(), &Overrides::default())
+                    .unwrap_or_else(|e| panic!("{f}: {e}"));
             cfg.validate().unwrap();
         }
     }
@@ -378,12 +394,26 @@ mod tests {
     fn precedence_is_defaults_then_file_then_env_then_flags() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.toml");
-        std::fs::write(&p, "network = \"dev\"\n[mining]\nthreads = 3\nenabled = true\n[rpc]\nbind = \"127.0.0.1:1111\"\n").unwrap();
+        std::fs::write(
+            &p,
+            "network = \"dev\"\n[mining]\nthreads = 3\nenabled = true\n[rpc]\nbind = \"127.0.0.1:1111\"\n",
+        )
+        .unwrap();
         let none = BTreeMap::new();
         let cfg = NodeConfig::load(Some(&p), &none, &Overrides::default()).unwrap();
-        assert_eq!((cfg.network, cfg.mining.threads, cfg.mining.enabled, cfg.rpc.bind.as_str()), (Network::Dev, 3, true, "127.0.0.1:1111"));
-        assert_eq!(cfg.net.listen, NodeConfig::defaults(Network::Dev).net.listen, "untouched keys keep the network's defaults");
-        let env = BTreeMap::from([("GRADIENTCOIN_THREADS".to_string(), "5".to_string()), ("GRADIENTCOIN_RPC".to_string(), "127.0.0.1:2222".to_string())]);
+        assert_eq!(
+            (cfg.network, cfg.mining.threads, cfg.mining.enabled, cfg.rpc.bind.as_str()),
+            (Network::Dev, 3, true, "127.0.0.1:1111")
+        );
+        assert_eq!(
+            cfg.net.listen,
+            NodeConfig::defaults(Network::Dev).net.listen,
+            "untouched keys keep the network's defaults"
+        );
+        let env = BTreeMap::from([
+            ("GRADIENTCOIN_THREADS".to_string(), "5".to_string()),
+            ("GRADIENTCOIN_RPC".to_string(), "127.0.0.1:2222".to_string()),
+        ]);
         let cfg = NodeConfig::load(Some(&p), &env, &Overrides::default()).unwrap();
         assert_eq!((cfg.mining.threads, cfg.rpc.bind.as_str()), (5, "127.0.0.1:2222"));
         let flags = Overrides { threads: Some(7), network: Some(Network::Test), ..Overrides::default() };
@@ -402,10 +432,16 @@ mod tests {
         let zero = Overrides { threads: Some(0), ..Overrides::default() };
         assert!(NodeConfig::load(None, &none, &zero).unwrap_err().to_string().contains("mining.threads"));
         let env = BTreeMap::from([("GRADIENTCOIN_MINE".to_string(), "perhaps".to_string())]);
-        assert!(NodeConfig::load(None, &env, &Overrides::default()).unwrap_err().to_string().contains("GRADIENTCOIN_MINE"));
+        assert!(
+            NodeConfig::load(None, &env, &Overrides::default()).unwrap_err().to_string().contains("GRADIENTCOIN_MINE")
+        );
         let wrong_net = BTreeMap::from([("GRADIENTCOIN_PAYOUT".to_string(), "gc1qqqqq".to_string())]);
-        assert!(NodeConfig::load(None, &wrong_net, &Overrides { network: Some(Network::Dev), ..Overrides::default() }).is_err());
-        let missing = NodeConfig::load(Some(Path::new("/nonexistent/x.toml")), &none, &Overrides::default()).unwrap_err();
+        assert!(
+            NodeConfig::load(None, &wrong_net, &Overrides { network: Some(Network::Dev), ..Overrides::default() })
+                .is_err()
+        );
+        let missing =
+            NodeConfig::load(Some(Path::new("/nonexistent/x.toml")), &none, &Overrides::default()).unwrap_err();
         assert!(missing.to_string().contains("/nonexistent/x.toml"));
     }
 }

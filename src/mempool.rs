@@ -52,10 +52,7 @@ pub struct FeeRate {
 impl FeeRate {
     /// `fee / size`; a size of zero is treated as one byte so the rate stays defined.
     pub fn new(fee: Amount, size: usize) -> FeeRate {
-        FeeRate {
-            fee: fee.units(),
-            size: (size as u64).max(1),
-        }
+        FeeRate { fee: fee.units(), size: (size as u64).max(1) }
     }
 
     /// Base units per byte, rounded down (for display; ordering uses the exact ratio).
@@ -86,20 +83,13 @@ impl PartialOrd for FeeRate {
 impl Ord for FeeRate {
     fn cmp(&self, other: &Self) -> Ordering {
         // a/b vs c/d  <=>  a·d vs c·b; u64·u64 always fits in u128.
-        (u128::from(self.fee) * u128::from(other.size))
-            .cmp(&(u128::from(other.fee) * u128::from(self.size)))
+        (u128::from(self.fee) * u128::from(other.size)).cmp(&(u128::from(other.fee) * u128::from(self.size)))
     }
 }
 
 impl fmt::Display for FeeRate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} units/byte ({} units over {} bytes)",
-            self.per_byte(),
-            self.fee,
-            self.size
-        )
+        write!(f, "{} units/byte ({} units over {} bytes)", self.per_byte(), self.fee, self.size)
     }
 }
 
@@ -131,9 +121,7 @@ pub enum MempoolError {
     #[error("transaction {0} is already in the pool")]
     Duplicate(Hash256),
     /// Coinbases exist only inside blocks.
-    #[error(
-        "transaction {0} is a coinbase, which is only valid as the first transaction of a block"
-    )]
+    #[error("transaction {0} is a coinbase, which is only valid as the first transaction of a block")]
     Coinbase(Hash256),
     /// Invalid on its own (shape, size, values) or badly signed.
     #[error("transaction {txid} is invalid: {error}")]
@@ -160,9 +148,7 @@ pub enum MempoolError {
         new: Hash256,
     },
     /// Pays less than the pool's minimum fee rate.
-    #[error(
-        "transaction {txid} pays {fee} for {size} bytes, below the minimum of {min_fee_rate} units/byte"
-    )]
+    #[error("transaction {txid} pays {fee} for {size} bytes, below the minimum of {min_fee_rate} units/byte")]
     FeeTooLow {
         /// The transaction.
         txid: Hash256,
@@ -241,9 +227,9 @@ fn state_fault(e: &StateError) -> bool {
         StateError::Work(v) => match v {
             // The task's best moves with every block.
             VerifyError::NotImproving { .. } | VerifyError::InputWorse { .. } => false,
-            VerifyError::Problem(_)
-            | VerifyError::OutputMismatch { .. }
-            | VerifyError::CertificateMismatch { .. } => true,
+            VerifyError::Problem(_) | VerifyError::OutputMismatch { .. } | VerifyError::CertificateMismatch { .. } => {
+                true
+            }
         },
         // Wrong whatever the tip (given the inputs exist, which the checks above cover).
         StateError::WrongCost { .. }
@@ -280,9 +266,7 @@ pub struct Mempool {
 /// The task a transaction is a model update for, with its claimed score.
 fn update_of(tx: &Transaction) -> Option<(Hash256, f64)> {
     match tx {
-        Transaction::ModelUpdate {
-            task_id, claimed, ..
-        } => Some((*task_id, claimed.score)),
+        Transaction::ModelUpdate { task_id, claimed, .. } => Some((*task_id, claimed.score)),
         _ => None,
     }
 }
@@ -347,9 +331,7 @@ impl Mempool {
 
     /// Every entry in priority order (highest fee rate first, arrival order on ties).
     pub fn iter(&self) -> impl Iterator<Item = &MempoolEntry> + '_ {
-        self.by_priority
-            .values()
-            .filter_map(|txid| self.entries.get(txid))
+        self.by_priority.values().filter_map(|txid| self.entries.get(txid))
     }
 
     /// Offers `tx` for a block at `height` (the next block on the tip whose state is
@@ -380,8 +362,7 @@ impl Mempool {
         if tx.is_coinbase() {
             return Err(MempoolError::Coinbase(txid));
         }
-        tx.check(&params.tx_limits)
-            .map_err(|error| MempoolError::Invalid { txid, error })?;
+        tx.check(&params.tx_limits).map_err(|error| MempoolError::Invalid { txid, error })?;
 
         // Conflicts. The pool's own update for the same task may share inputs with a
         // better one (the same wallet funding both); that is a replacement, decided below.
@@ -391,19 +372,13 @@ impl Mempool {
             if let Some(other) = self.spent.get(&i.prevout)
                 && Some(*other) != replaced
             {
-                return Err(MempoolError::Conflict {
-                    txid: *other,
-                    new: txid,
-                });
+                return Err(MempoolError::Conflict { txid: *other, new: txid });
             }
         }
         if let Some(task) = reclaim_of(&tx)
             && let Some(other) = self.reclaims.get(&task)
         {
-            return Err(MempoolError::Conflict {
-                txid: *other,
-                new: txid,
-            });
+            return Err(MempoolError::Conflict { txid: *other, new: txid });
         }
         // The claimed score is unverified here, but comparing it is free: a worse claim is
         // rejected whether it is true or false.
@@ -416,21 +391,16 @@ impl Mempool {
             self.check_fee_rate(txid, fee, size)?;
         }
 
-        let fee = state
-            .check_tx(&tx, height, params)
-            .map_err(|error| MempoolError::State { txid, error })?;
+        let fee = state.check_tx(&tx, height, params).map_err(|error| MempoolError::State { txid, error })?;
         if !exempt {
             self.check_fee_rate(txid, fee, size)?;
         }
-        tx.verify_signatures(&params.chain_id)
-            .map_err(|error| MempoolError::Invalid { txid, error })?;
+        tx.verify_signatures(&params.chain_id).map_err(|error| MempoolError::Invalid { txid, error })?;
 
         // Byte bound: would the pool fit with this tx once every cheaper entry (and the
         // update it replaces) is gone? If not, reject without touching anything.
         let fee_rate = FeeRate::new(fee, size);
-        let replaced_bytes = replaced
-            .and_then(|r| self.entries.get(&r))
-            .map_or(0, |e| e.size);
+        let replaced_bytes = replaced.and_then(|r| self.entries.get(&r)).map_or(0, |e| e.size);
         let new_priority: Priority = (Reverse(fee_rate), self.next_seq);
         let cheaper_bytes: usize = self
             .by_priority
@@ -439,29 +409,15 @@ impl Mempool {
             .filter_map(|(_, t)| self.entries.get(t))
             .map(|e| e.size)
             .sum();
-        let after = self
-            .bytes
-            .saturating_sub(replaced_bytes)
-            .saturating_add(size);
+        let after = self.bytes.saturating_sub(replaced_bytes).saturating_add(size);
         if after.saturating_sub(cheaper_bytes) > self.config.max_bytes {
-            return Err(MempoolError::PoolFull {
-                txid,
-                fee_rate,
-                max_bytes: self.config.max_bytes,
-            });
+            return Err(MempoolError::PoolFull { txid, fee_rate, max_bytes: self.config.max_bytes });
         }
 
         if let Some(old) = replaced {
             self.remove(&old);
         }
-        self.insert(MempoolEntry {
-            tx,
-            txid,
-            fee,
-            size,
-            fee_rate,
-            seq: self.next_seq,
-        });
+        self.insert(MempoolEntry { tx, txid, fee, size, fee_rate, seq: self.next_seq });
         self.next_seq += 1;
         // Evict from the cheapest end; the pre-check guarantees we stop before `txid`.
         while self.bytes > self.config.max_bytes {
@@ -487,20 +443,10 @@ impl Mempool {
         pool_txid: Hash256,
         params: &ChainParams,
     ) -> Result<(), MempoolError> {
-        let best = self
-            .entries
-            .get(&pool_txid)
-            .and_then(|e| update_of(&e.tx))
-            .map(|(_, s)| s);
+        let best = self.entries.get(&pool_txid).and_then(|e| update_of(&e.tx)).map(|(_, s)| s);
         match best {
             Some(best) if !verify::improves(score, best, params.min_relative_improvement) => {
-                Err(MempoolError::NotBest {
-                    txid,
-                    task,
-                    score,
-                    pool_txid,
-                    best,
-                })
+                Err(MempoolError::NotBest { txid, task, score, pool_txid, best })
             }
             _ => Ok(()),
         }
@@ -508,12 +454,7 @@ impl Mempool {
 
     fn check_fee_rate(&self, txid: Hash256, fee: Amount, size: usize) -> Result<(), MempoolError> {
         if FeeRate::new(fee, size).below(self.config.min_fee_rate) {
-            return Err(MempoolError::FeeTooLow {
-                txid,
-                fee,
-                size,
-                min_fee_rate: self.config.min_fee_rate,
-            });
+            return Err(MempoolError::FeeTooLow { txid, fee, size, min_fee_rate: self.config.min_fee_rate });
         }
         Ok(())
     }
@@ -528,8 +469,7 @@ impl Mempool {
         if let Some(task) = reclaim_of(&e.tx) {
             self.reclaims.insert(task, e.txid);
         }
-        self.by_priority
-            .insert((Reverse(e.fee_rate), e.seq), e.txid);
+        self.by_priority.insert((Reverse(e.fee_rate), e.seq), e.txid);
         self.bytes += e.size;
         self.entries.insert(e.txid, e);
     }
@@ -568,11 +508,8 @@ impl Mempool {
             if self.remove(&txid).is_some() {
                 dropped.push(txid);
             }
-            let mut conflicting: Vec<Hash256> = tx
-                .inputs()
-                .iter()
-                .filter_map(|i| self.spent.get(&i.prevout).copied())
-                .collect();
+            let mut conflicting: Vec<Hash256> =
+                tx.inputs().iter().filter_map(|i| self.spent.get(&i.prevout).copied()).collect();
             if let Some(task) = reclaim_of(tx) {
                 conflicting.extend(self.reclaims.get(&task).copied());
             }
@@ -588,12 +525,7 @@ impl Mempool {
     /// After a new tip or a reorg: dry-runs every pool transaction against `state` for a
     /// block at `height` and drops those that fail (inputs spent, tasks expired, solved
     /// or reclaimed, model updates no longer improving). Returns what was dropped, with why.
-    pub fn revalidate(
-        &mut self,
-        state: &mut State,
-        height: u64,
-        params: &ChainParams,
-    ) -> Vec<(Hash256, MempoolError)> {
+    pub fn revalidate(&mut self, state: &mut State, height: u64, params: &ChainParams) -> Vec<(Hash256, MempoolError)> {
         // Pool transactions never conflict with each other, so each is checked alone.
         let order: Vec<Hash256> = self.by_priority.values().copied().collect();
         let mut dropped = Vec::new();
@@ -643,9 +575,7 @@ impl Mempool {
             if e.tx.inputs().iter().any(|i| spent.contains(&i.prevout)) {
                 continue;
             }
-            let task = update_of(&e.tx)
-                .map(|(t, _)| (true, t))
-                .or_else(|| reclaim_of(&e.tx).map(|t| (false, t)));
+            let task = update_of(&e.tx).map(|(t, _)| (true, t)).or_else(|| reclaim_of(&e.tx).map(|t| (false, t)));
             if let Some(key) = task
                 && !tasks.insert(key)
             {
@@ -666,12 +596,12 @@ pub(crate) mod testkit {
     use crate::chain::amount::Amount;
     use crate::chain::block::Block;
     use crate::chain::params::ChainParams;
+    use crate::chain::pipeline::Accepted;
     use crate::chain::tx::{OutPoint, Sig64, Transaction, TxIn, TxOut};
     use crate::hash::Hash256;
     use crate::miner;
     use crate::pouw::task::{TaskData, TaskKind, TaskSpec};
     use crate::store::ChainStore;
-    use crate::chain::pipeline::Accepted;
     use ed25519_dalek::SigningKey;
 
     /// The deterministic key `i`.
@@ -688,12 +618,7 @@ pub(crate) mod testkit {
     pub fn spec(target: f64) -> TaskSpec {
         TaskSpec {
             kind: TaskKind::Softmax,
-            data: TaskData::Synthetic {
-                n: 120,
-                d: 4,
-                seed: 9,
-                scale: 0.5,
-            },
+            data: TaskData::Synthetic { n: 120, d: 4, seed: 9, scale: 0.5 },
             reg_lambda: 1e-8,
             copyright: None,
             target_score: target,
@@ -728,8 +653,7 @@ pub(crate) mod testkit {
         /// Mines a block with `txs` paying `payee`; panics unless it becomes the tip.
         pub fn mine(&mut self, payee: Address, txs: Vec<Transaction>) -> Block {
             let time = self.cs.tip_entry().header.time + self.cs.params().asert.spacing;
-            let t = miner::template(&mut self.cs, payee, time, txs, None, Amount::ZERO)
-                .expect("template");
+            let t = miner::template(&mut self.cs, payee, time, txs, None, Amount::ZERO).expect("template");
             let b = t.mine(0, 1_000_000).expect("dev blocks take a few steps");
             let now = self.cs.params().genesis.header.time + 10_000_000;
             match self.cs.process_block(&b, now) {
@@ -751,39 +675,15 @@ pub(crate) mod testkit {
             let blocks: Vec<Block> = (0..n).map(|_| self.mine(owner, vec![])).collect();
             let m = self.cs.params().coinbase_maturity as usize;
             self.mine_n(m, addr(250));
-            blocks
-                .iter()
-                .map(|b| {
-                    (
-                        OutPoint {
-                            txid: b.txs[0].txid(),
-                            vout: 0,
-                        },
-                        b.txs[0].outputs()[0].value,
-                    )
-                })
-                .collect()
+            blocks.iter().map(|b| (OutPoint { txid: b.txs[0].txid(), vout: 0 }, b.txs[0].outputs()[0].value)).collect()
         }
     }
 
     /// A signed transfer of `coin` (owned by key `from`) paying `fee` and the rest to `to`.
-    pub fn transfer(
-        chain_id: &Hash256,
-        from: u8,
-        coin: (OutPoint, Amount),
-        to: Address,
-        fee: u64,
-    ) -> Transaction {
+    pub fn transfer(chain_id: &Hash256, from: u8, coin: (OutPoint, Amount), to: Address, fee: u64) -> Transaction {
         let mut tx = Transaction::Transfer {
-            inputs: vec![TxIn {
-                prevout: coin.0,
-                pubkey: [0; 32],
-                signature: Sig64::EMPTY,
-            }],
-            outputs: vec![TxOut {
-                value: Amount::from_units(coin.1.units() - fee),
-                address: to,
-            }],
+            inputs: vec![TxIn { prevout: coin.0, pubkey: [0; 32], signature: Sig64::EMPTY }],
+            outputs: vec![TxOut { value: Amount::from_units(coin.1.units() - fee), address: to }],
         };
         tx.sign(chain_id, &[&key(from)]);
         tx
@@ -798,10 +698,7 @@ mod tests {
     use crate::compute::problem::{Params, SolveOpts};
 
     fn pool(max_bytes: usize, min_fee_rate: u64) -> Mempool {
-        Mempool::new(MempoolConfig {
-            max_bytes,
-            min_fee_rate,
-        })
+        Mempool::new(MempoolConfig { max_bytes, min_fee_rate })
     }
 
     fn add(mp: &mut Mempool, tc: &mut TestChain, tx: Transaction) -> Result<Hash256, MempoolError> {
@@ -817,43 +714,22 @@ mod tests {
         let id = tc.params().chain_id;
         let mut mp = pool(1 << 20, 1);
         let fees = [2_000u64, 9_000, 5_000, 9_000];
-        let txs: Vec<Transaction> = coins
-            .iter()
-            .zip(fees)
-            .map(|(c, f)| transfer(&id, 1, *c, addr(2), f))
-            .collect();
+        let txs: Vec<Transaction> = coins.iter().zip(fees).map(|(c, f)| transfer(&id, 1, *c, addr(2), f)).collect();
         for tx in &txs {
             add(&mut mp, &mut tc, tx.clone()).expect("accepted");
         }
         assert_eq!(mp.len(), 4);
         assert_eq!(mp.bytes(), txs.iter().map(Transaction::size).sum::<usize>());
         // Same sizes: 9000 (first arrival), 9000 (second), 5000, 2000.
-        assert_eq!(
-            mp.select(1 << 20),
-            vec![
-                txs[1].clone(),
-                txs[3].clone(),
-                txs[2].clone(),
-                txs[0].clone()
-            ]
-        );
+        assert_eq!(mp.select(1 << 20), vec![txs[1].clone(), txs[3].clone(), txs[2].clone(), txs[0].clone()]);
         assert_eq!(
             mp.iter().map(|e| e.txid).collect::<Vec<_>>(),
-            mp.select(1 << 20)
-                .iter()
-                .map(Transaction::txid)
-                .collect::<Vec<_>>()
+            mp.select(1 << 20).iter().map(Transaction::txid).collect::<Vec<_>>()
         );
         // A byte budget of two transactions takes the two best.
         let size = txs[0].size();
-        assert_eq!(
-            mp.select(2 * size + size / 2),
-            vec![txs[1].clone(), txs[3].clone()]
-        );
-        assert_eq!(
-            mp.get(&txs[2].txid()).map(|e| e.fee),
-            Some(Amount::from_units(5_000))
-        );
+        assert_eq!(mp.select(2 * size + size / 2), vec![txs[1].clone(), txs[3].clone()]);
+        assert_eq!(mp.get(&txs[2].txid()).map(|e| e.fee), Some(Amount::from_units(5_000)));
         // The selection is a valid block.
         let sel = mp.select(1 << 20);
         tc.mine(addr(9), sel);
@@ -868,26 +744,14 @@ mod tests {
         let a = transfer(&id, 1, coins[0], addr(2), 3_000);
         let b = transfer(&id, 1, coins[0], addr(3), 50_000);
         let a_id = add(&mut mp, &mut tc, a.clone()).expect("first spend");
-        assert_eq!(
-            add(&mut mp, &mut tc, a.clone()),
-            Err(MempoolError::Duplicate(a_id))
-        );
+        assert_eq!(add(&mut mp, &mut tc, a.clone()), Err(MempoolError::Duplicate(a_id)));
         // A higher fee does not replace: no replace-by-fee.
         let e = add(&mut mp, &mut tc, b.clone()).expect_err("conflict");
-        assert_eq!(
-            e,
-            MempoolError::Conflict {
-                txid: a_id,
-                new: b.txid()
-            }
-        );
+        assert_eq!(e, MempoolError::Conflict { txid: a_id, new: b.txid() });
         assert!(!e.fault());
         let cb = Transaction::Coinbase {
             height: 5,
-            outputs: vec![TxOut {
-                value: Amount::from_units(1),
-                address: addr(1),
-            }],
+            outputs: vec![TxOut { value: Amount::from_units(1), address: addr(1) }],
         };
         let e = add(&mut mp, &mut tc, cb).expect_err("coinbase");
         assert!(matches!(e, MempoolError::Coinbase(_)) && e.fault());
@@ -899,40 +763,19 @@ mod tests {
         let mut mp2 = pool(1 << 20, 1);
         let e = add(&mut mp2, &mut tc, forged).expect_err("bad signature");
         assert!(
-            matches!(
-                e,
-                MempoolError::Invalid {
-                    error: TxError::BadSignature { index: 0 },
-                    ..
-                }
-            ) && e.fault(),
+            matches!(e, MempoolError::Invalid { error: TxError::BadSignature { index: 0 }, .. }) && e.fault(),
             "{e}"
         );
         // Spending a coin that does not exist is not the relayer's fault (maybe our tip).
         let missing = transfer(
             &id,
             1,
-            (
-                OutPoint {
-                    txid: Hash256([5; 32]),
-                    vout: 0,
-                },
-                Amount::from_units(10_000),
-            ),
+            (OutPoint { txid: Hash256([5; 32]), vout: 0 }, Amount::from_units(10_000)),
             addr(2),
             1_000,
         );
         let e = add(&mut mp2, &mut tc, missing).expect_err("missing input");
-        assert!(
-            matches!(
-                e,
-                MempoolError::State {
-                    error: StateError::MissingInput { .. },
-                    ..
-                }
-            ) && !e.fault(),
-            "{e}"
-        );
+        assert!(matches!(e, MempoolError::State { error: StateError::MissingInput { .. }, .. }) && !e.fault(), "{e}");
         assert_eq!(mp.len(), 1);
         assert_eq!(mp.spender(&coins[0].0), Some(a_id));
     }
@@ -946,16 +789,7 @@ mod tests {
         let mut mp = pool(1 << 20, 10);
         let low = transfer(&id, 1, coins[0], addr(2), 10 * size - 1);
         let e = add(&mut mp, &mut tc, low).expect_err("one unit short");
-        assert!(
-            matches!(
-                e,
-                MempoolError::FeeTooLow {
-                    min_fee_rate: 10,
-                    ..
-                }
-            ) && !e.fault(),
-            "{e}"
-        );
+        assert!(matches!(e, MempoolError::FeeTooLow { min_fee_rate: 10, .. }) && !e.fault(), "{e}");
         let exact = transfer(&id, 1, coins[0], addr(2), 10 * size);
         add(&mut mp, &mut tc, exact).expect("exactly the minimum");
         assert_eq!(mp.iter().next().map(|e| e.fee_rate.per_byte()), Some(10));
@@ -977,32 +811,19 @@ mod tests {
         add(&mut mp, &mut tc, t2.clone()).expect("evicts the cheapest");
         assert!(!mp.contains(&t0.txid()) && mp.contains(&t1.txid()) && mp.contains(&t2.txid()));
         assert!(mp.bytes() <= 2 * size);
-        assert_eq!(
-            mp.spender(&coins[0].0),
-            None,
-            "the evicted spend is forgotten"
-        );
+        assert_eq!(mp.spender(&coins[0].0), None, "the evicted spend is forgotten");
         // Cheaper than everything: rejected, nothing changes.
         let e = add(&mut mp, &mut tc, tx(3, 4_000)).expect_err("cheapest");
-        assert!(
-            matches!(e, MempoolError::PoolFull { .. }) && !e.fault(),
-            "{e}"
-        );
+        assert!(matches!(e, MempoolError::PoolFull { .. }) && !e.fault(), "{e}");
         // Equal to the cheapest: the earlier arrival stays.
-        assert!(matches!(
-            add(&mut mp, &mut tc, tx(3, 5_000)),
-            Err(MempoolError::PoolFull { .. })
-        ));
+        assert!(matches!(add(&mut mp, &mut tc, tx(3, 5_000)), Err(MempoolError::PoolFull { .. })));
         assert_eq!(mp.len(), 2);
         // The evicted coin can be spent again.
         add(&mut mp, &mut tc, tx(0, 9_000)).expect("re-spend of an evicted coin");
         assert!(!mp.contains(&t2.txid()));
         // Larger than the whole pool.
         let mut tiny = pool(size - 1, 0);
-        assert!(matches!(
-            add(&mut tiny, &mut tc, tx(4, 1_000_000)),
-            Err(MempoolError::PoolFull { .. })
-        ));
+        assert!(matches!(add(&mut tiny, &mut tc, tx(4, 1_000_000)), Err(MempoolError::PoolFull { .. })));
     }
 
     /// A fee-less model update for `task` with `params`.
@@ -1020,23 +841,10 @@ mod tests {
     }
 
     /// Submits and mines a task of key 1 with `bounty` expiring `ttl` blocks ahead.
-    fn submitted_task(
-        tc: &mut TestChain,
-        coin: (OutPoint, Amount),
-        bounty: u64,
-        ttl: u64,
-        target: f64,
-    ) -> Hash256 {
+    fn submitted_task(tc: &mut TestChain, coin: (OutPoint, Amount), bounty: u64, ttl: u64, target: f64) -> Hash256 {
         let mut tx = Transaction::SubmitTask {
-            inputs: vec![TxIn {
-                prevout: coin.0,
-                pubkey: [0; 32],
-                signature: Sig64::EMPTY,
-            }],
-            outputs: vec![TxOut {
-                value: Amount::from_units(coin.1.units() - bounty - 1_000),
-                address: addr(1),
-            }],
+            inputs: vec![TxIn { prevout: coin.0, pubkey: [0; 32], signature: Sig64::EMPTY }],
+            outputs: vec![TxOut { value: Amount::from_units(coin.1.units() - bounty - 1_000), address: addr(1) }],
             spec: spec(target),
             bounty: Amount::from_units(bounty),
             expires_at_height: tc.cs.height() + ttl,
@@ -1053,24 +861,8 @@ mod tests {
         let coins = tc.funded(addr(1), 1);
         let task = submitted_task(&mut tc, coins[0], 5_000, 100, 1e-30);
         let p = tc.cs.state_mut().problem(&task).expect("task");
-        let (rough, _) = p
-            .solve(
-                &SolveOpts {
-                    max_iter: 1,
-                    ..Default::default()
-                },
-                &mut |_| {},
-            )
-            .expect("solve");
-        let (good, _) = p
-            .solve(
-                &SolveOpts {
-                    max_iter: 6,
-                    ..Default::default()
-                },
-                &mut |_| {},
-            )
-            .expect("solve");
+        let (rough, _) = p.solve(&SolveOpts { max_iter: 1, ..Default::default() }, &mut |_| {}).expect("solve");
+        let (good, _) = p.solve(&SolveOpts { max_iter: 6, ..Default::default() }, &mut |_| {}).expect("solve");
         let mut mp = pool(1 << 20, 0);
         let worse = update(&mut tc, task, &rough, 3);
         let better = update(&mut tc, task, &good, 4);
@@ -1079,23 +871,14 @@ mod tests {
         assert_eq!(mp.len(), 1);
         assert!(mp.contains(&better_id) && !mp.contains(&worse_id));
         let e = add(&mut mp, &mut tc, worse).expect_err("worse than the pool's");
-        assert!(
-            matches!(e, MempoolError::NotBest { pool_txid, .. } if pool_txid == better_id)
-                && !e.fault(),
-            "{e}"
-        );
+        assert!(matches!(e, MempoolError::NotBest { pool_txid, .. } if pool_txid == better_id) && !e.fault(), "{e}");
         // An update of the chain's current best is not relayed.
         let best = Params(tc.cs.state().task(&task).expect("task").best_params.clone());
         let same = update(&mut tc, task, &best, 3);
         let e = add(&mut pool(1 << 20, 0), &mut tc, same).expect_err("not improving");
         assert!(
-            matches!(
-                e,
-                MempoolError::State {
-                    error: StateError::Work(VerifyError::NotImproving { .. }),
-                    ..
-                }
-            ) && !e.fault(),
+            matches!(e, MempoolError::State { error: StateError::Work(VerifyError::NotImproving { .. }), .. })
+                && !e.fault(),
             "{e}"
         );
         // The selection holds one update per task, and it is a valid block.
@@ -1148,22 +931,13 @@ mod tests {
         let dropped = mp.revalidate(tc.cs.state_mut(), h, &p);
         assert_eq!(dropped.len(), 1);
         assert_eq!(dropped[0].0, a.txid());
-        assert!(matches!(
-            dropped[0].1,
-            MempoolError::State {
-                error: StateError::MissingInput { .. },
-                ..
-            }
-        ));
+        assert!(matches!(dropped[0].1, MempoolError::State { error: StateError::MissingInput { .. }, .. }));
         assert_eq!(mp.len(), 1);
         assert!(mp.contains(&keep.txid()));
         // Re-adding a disconnected block's transactions skips its coinbase.
         let cb = Transaction::Coinbase {
             height: 3,
-            outputs: vec![TxOut {
-                value: Amount::from_units(1),
-                address: addr(1),
-            }],
+            outputs: vec![TxOut { value: Amount::from_units(1), address: addr(1) }],
         };
         let mut mp2 = pool(1 << 20, 1);
         let added = mp2.readd(vec![cb, keep.clone(), a], tc.cs.state_mut(), h, &p);
@@ -1176,11 +950,7 @@ mod tests {
         let coins = tc.funded(addr(1), 1);
         let task = submitted_task(&mut tc, coins[0], 7_000, 2, 1e-30);
         tc.mine_n(2, addr(9));
-        let mut reclaim = Transaction::ReclaimTask {
-            task_id: task,
-            pubkey: [0; 32],
-            signature: Sig64::EMPTY,
-        };
+        let mut reclaim = Transaction::ReclaimTask { task_id: task, pubkey: [0; 32], signature: Sig64::EMPTY };
         reclaim.sign(&tc.params().chain_id, &[&key(1)]);
         let mut mp = pool(1 << 20, 1_000);
         let rid = add(&mut mp, &mut tc, reclaim.clone()).expect("fee exempt");
@@ -1190,25 +960,10 @@ mod tests {
         if let Transaction::ReclaimTask { signature, .. } = &mut other {
             signature.0[0] ^= 1;
         }
-        assert_eq!(
-            add(&mut mp, &mut tc, other.clone()),
-            Err(MempoolError::Conflict {
-                txid: rid,
-                new: other.txid()
-            })
-        );
+        assert_eq!(add(&mut mp, &mut tc, other.clone()), Err(MempoolError::Conflict { txid: rid, new: other.txid() }));
         // A fee-less transfer is not exempt.
-        let fee_less = transfer(
-            &tc.params().chain_id,
-            9,
-            tc.funded(addr(9), 1)[0],
-            addr(2),
-            0,
-        );
-        assert!(matches!(
-            add(&mut mp, &mut tc, fee_less),
-            Err(MempoolError::FeeTooLow { .. })
-        ));
+        let fee_less = transfer(&tc.params().chain_id, 9, tc.funded(addr(9), 1)[0], addr(2), 0);
+        assert!(matches!(add(&mut mp, &mut tc, fee_less), Err(MempoolError::FeeTooLow { .. })));
         let b = tc.mine(addr(9), mp.select(1 << 20));
         assert_eq!(mp.remove_for_block(&b), vec![rid]);
     }

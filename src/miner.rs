@@ -5,16 +5,16 @@
 //! follows `chain`'s rules and the node re-validates what it mines).
 
 use crate::chain::address::Address;
-use crate::chain::amount::{subsidy, Amount, AmountError};
+use crate::chain::amount::{Amount, AmountError, subsidy};
 use crate::chain::block::{Block, Header, WorkClaim, WorkWitness};
 use crate::chain::params::ChainParams;
-use crate::chain::state::{State, StateError};
-use crate::chain::target::{target_from_bits, U256};
-use crate::chain::tx::{Transaction, TxOut};
-use crate::chain::validate::{effective_target, required_bits, ParentContext};
-use crate::compute::problem::{Params, Problem};
-use crate::hash::{merkle_root, Hash256};
 use crate::chain::pipeline::{BlockStore, Chain};
+use crate::chain::state::{State, StateError};
+use crate::chain::target::{U256, target_from_bits};
+use crate::chain::tx::{Transaction, TxOut};
+use crate::chain::validate::{ParentContext, effective_target, required_bits};
+use crate::compute::problem::{Params, Problem};
+use crate::hash::{Hash256, merkle_root};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -134,7 +134,14 @@ pub fn template_on(
         work: WorkClaim { task_id, input_hash: input.hash(), cost: problem.cost(), output_hash: Hash256::ZERO },
         nonce: 0,
     };
-    Ok(Template { effective_target: effective_target(target, problem.cost()), header, input, txs: all, problem, height })
+    Ok(Template {
+        effective_target: effective_target(target, problem.cost()),
+        header,
+        input,
+        txs: all,
+        problem,
+        height,
+    })
 }
 
 impl Template {
@@ -152,7 +159,8 @@ impl Template {
         let out = self.problem.step(&self.input, &header.ticket_seed()).ok()?;
         header.work.output_hash = out.output_hash();
         (header.pow_value() <= self.effective_target).then(|| {
-            let block = Block { header, witness: WorkWitness { input_params: self.input.0.clone() }, txs: self.txs.clone() };
+            let block =
+                Block { header, witness: WorkWitness { input_params: self.input.0.clone() }, txs: self.txs.clone() };
             (block, out.params)
         })
     }
@@ -307,9 +315,12 @@ mod tests {
         let mut chain = ChainStore::open(dir.path(), params).unwrap();
         let (tx, rx) = mpsc::channel();
         let tx = Mutex::new(tx);
-        let pool = MinerPool::start(2, Arc::new(move |g, b, _out| {
-            let _ = tx.lock().unwrap().send((g, b));
-        }));
+        let pool = MinerPool::start(
+            2,
+            Arc::new(move |g, b, _out| {
+                let _ = tx.lock().unwrap().send((g, b));
+            }),
+        );
         assert_eq!(pool.threads(), 2);
         let g1 = pool.set_job(dev_template(&mut chain, 1));
         let (g, b) = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("a dev block within seconds");

@@ -284,9 +284,7 @@ pub enum NetError {
     #[error("sync message breaks the protocol limits: {0}")]
     Limit(#[from] protocol::LimitError),
     /// The requester is gone (timed out or disconnected) before we responded.
-    #[error(
-        "the response to {peer} cannot be sent: its request timed out or the connection closed"
-    )]
+    #[error("the response to {peer} cannot be sent: its request timed out or the connection closed")]
     ResponseChannelClosed {
         /// The requester.
         peer: PeerId,
@@ -298,45 +296,15 @@ pub enum NetError {
 
 /// Requests from handles to the network task; each carries its reply slot.
 pub(crate) enum Command {
-    Publish {
-        topic: Topic,
-        data: Vec<u8>,
-        reply: oneshot::Sender<Result<(), NetError>>,
-    },
-    Report {
-        message_id: MessageId,
-        source: PeerId,
-        verdict: Verdict,
-    },
-    Request {
-        peer: PeerId,
-        request: SyncRequest,
-        reply: oneshot::Sender<Result<SyncResponse, NetError>>,
-    },
-    Respond {
-        token: ResponseToken,
-        response: SyncResponse,
-        reply: oneshot::Sender<Result<(), NetError>>,
-    },
-    Ban {
-        peer: PeerId,
-        until: u64,
-        reply: oneshot::Sender<()>,
-    },
-    Unban {
-        peer: PeerId,
-        reply: oneshot::Sender<()>,
-    },
-    Dial {
-        addr: Multiaddr,
-        reply: oneshot::Sender<Result<(), NetError>>,
-    },
-    Peers {
-        reply: oneshot::Sender<Vec<PeerInfo>>,
-    },
-    ListenAddrs {
-        reply: oneshot::Sender<Vec<Multiaddr>>,
-    },
+    Publish { topic: Topic, data: Vec<u8>, reply: oneshot::Sender<Result<(), NetError>> },
+    Report { message_id: MessageId, source: PeerId, verdict: Verdict },
+    Request { peer: PeerId, request: SyncRequest, reply: oneshot::Sender<Result<SyncResponse, NetError>> },
+    Respond { token: ResponseToken, response: SyncResponse, reply: oneshot::Sender<Result<(), NetError>> },
+    Ban { peer: PeerId, until: u64, reply: oneshot::Sender<()> },
+    Unban { peer: PeerId, reply: oneshot::Sender<()> },
+    Dial { addr: Multiaddr, reply: oneshot::Sender<Result<(), NetError>> },
+    Peers { reply: oneshot::Sender<Vec<PeerInfo>> },
+    ListenAddrs { reply: oneshot::Sender<Vec<Multiaddr>> },
 }
 
 /// A cloneable handle to the network task. The task stops when the last handle drops.
@@ -347,30 +315,22 @@ pub struct NetHandle {
 }
 
 impl NetHandle {
-    async fn call<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> Command,
-    ) -> Result<T, NetError> {
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, NetError> {
         let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(make(tx))
-            .await
-            .map_err(|_| NetError::Shutdown)?;
+        self.commands.send(make(tx)).await.map_err(|_| NetError::Shutdown)?;
         rx.await.map_err(|_| NetError::Shutdown)
     }
 
     /// Publishes encoded bytes on a topic (also used by tests to send garbage).
     pub(crate) async fn publish_bytes(&self, topic: Topic, data: Vec<u8>) -> Result<(), NetError> {
-        self.call(|reply| Command::Publish { topic, data, reply })
-            .await?
+        self.call(|reply| Command::Publish { topic, data, reply }).await?
     }
 
     /// Gossips a block. Having no subscribed peers, or having published the same block
     /// before, is not an error (it is logged).
     pub async fn publish_block(&self, block: &Block) -> Result<(), NetError> {
         // Encode here, on the caller's task, so the network task never spends time on it.
-        self.publish_bytes(Topic::Blocks, encode::encode(block))
-            .await
+        self.publish_bytes(Topic::Blocks, encode::encode(block)).await
     }
 
     /// Gossips a transaction (same rules as [`Self::publish_block`]).
@@ -387,55 +347,28 @@ impl NetHandle {
         verdict: Verdict,
     ) -> Result<(), NetError> {
         self.commands
-            .send(Command::Report {
-                message_id,
-                source: propagation_source,
-                verdict,
-            })
+            .send(Command::Report { message_id, source: propagation_source, verdict })
             .await
             .map_err(|_| NetError::Shutdown)
     }
 
     /// Sends a sync request and waits for the response (bounded by the protocol's 30 s
     /// request timeout).
-    pub async fn request(
-        &self,
-        peer: PeerId,
-        request: SyncRequest,
-    ) -> Result<SyncResponse, NetError> {
+    pub async fn request(&self, peer: PeerId, request: SyncRequest) -> Result<SyncResponse, NetError> {
         request.check()?;
-        self.call(|reply| Command::Request {
-            peer,
-            request,
-            reply,
-        })
-        .await?
+        self.call(|reply| Command::Request { peer, request, reply }).await?
     }
 
     /// Answers an inbound [`NetEvent::SyncRequest`].
-    pub async fn respond(
-        &self,
-        token: ResponseToken,
-        response: SyncResponse,
-    ) -> Result<(), NetError> {
+    pub async fn respond(&self, token: ResponseToken, response: SyncResponse) -> Result<(), NetError> {
         response.check()?;
-        self.call(|reply| Command::Respond {
-            token,
-            response,
-            reply,
-        })
-        .await?
+        self.call(|reply| Command::Respond { token, response, reply }).await?
     }
 
     /// Disconnects `peer` at once and refuses connections to and from it until the unix
     /// time `until_unix`.
     pub async fn ban(&self, peer: PeerId, until_unix: u64) -> Result<(), NetError> {
-        self.call(|reply| Command::Ban {
-            peer,
-            until: until_unix,
-            reply,
-        })
-        .await
+        self.call(|reply| Command::Ban { peer, until: until_unix, reply }).await
     }
 
     /// Lifts a ban.
@@ -475,28 +408,17 @@ pub fn spawn(cfg: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEvent>), Ne
     let mut behaviour_error = None;
     let swarm = SwarmBuilder::with_existing_identity(cfg.keypair.clone())
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )?
-        .with_behaviour(|key| {
-            match behaviour::Behaviour::new(key, &chain_id, max_block_bytes, mdns) {
-                Ok(b) => Ok(b),
-                Err(e) => {
-                    let text = e.to_string();
-                    behaviour_error = Some(e);
-                    Err(text.into())
-                }
+        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)?
+        .with_behaviour(|key| match behaviour::Behaviour::new(key, &chain_id, max_block_bytes, mdns) {
+            Ok(b) => Ok(b),
+            Err(e) => {
+                let text = e.to_string();
+                behaviour_error = Some(e);
+                Err(text.into())
             }
         })
         .map_err(|e| {
-            behaviour_error
-                .take()
-                .unwrap_or_else(|| NetError::Behaviour {
-                    what: "behaviour",
-                    reason: e.to_string(),
-                })
+            behaviour_error.take().unwrap_or_else(|| NetError::Behaviour { what: "behaviour", reason: e.to_string() })
         })?
         .with_swarm_config(|c| c.with_idle_connection_timeout(cfg.idle_timeout))
         .build();
@@ -505,11 +427,5 @@ pub fn spawn(cfg: NetConfig) -> Result<(NetHandle, mpsc::Receiver<NetEvent>), Ne
     let (events_tx, events_rx) = mpsc::channel(EVENT_CHANNEL);
     let event_loop = event_loop::EventLoop::start(swarm, &cfg, commands_rx, events_tx)?;
     runtime.spawn(event_loop.run());
-    Ok((
-        NetHandle {
-            commands: commands_tx,
-            local_peer_id,
-        },
-        events_rx,
-    ))
+    Ok((NetHandle { commands: commands_tx, local_peer_id }, events_rx))
 }

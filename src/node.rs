@@ -11,20 +11,20 @@ use crate::chain::address::Address;
 use crate::chain::amount::Amount;
 use crate::chain::block::{Block, Header};
 use crate::chain::params::ChainParams;
-use crate::chain::target::U256;
-use crate::chain::validate::BlockError;
+use crate::chain::pipeline::Accepted;
 use crate::chain::state::{TaskState, UtxoEntry};
+use crate::chain::target::U256;
 use crate::chain::tx::{OutPoint, Transaction};
+use crate::chain::validate::BlockError;
 use crate::compute::det::Mat;
 use crate::compute::problem::Params;
-use crate::hash::merkle_branch;
-use crate::pouw::task::TaskSpec;
-use crate::wallet::KeyInfo;
 use crate::hash::Hash256;
+use crate::hash::merkle_branch;
 use crate::mempool::{Mempool, MempoolConfig, MempoolError};
 use crate::miner::{self, MineError, TemplateRequest};
-use crate::chain::pipeline::Accepted;
+use crate::pouw::task::TaskSpec;
 use crate::store::{ChainStore, ProcessError, StoreError};
+use crate::wallet::KeyInfo;
 use crate::wallet::{Balance, Wallet, WalletError};
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 mod mining;
 pub mod p2p;
 
-pub use mining::{choose_task, MiningInfo};
+pub use mining::{MiningInfo, choose_task};
 
 /// Requests queued for the node thread. Bounded: an RPC burst waits instead of growing
 /// memory without limit; 256 is far above what one RPC server issues at once.
@@ -322,7 +322,12 @@ impl Handle {
 
     /// Main-chain headers after the first `locator` hash on the main chain, up to `stop`
     /// (inclusive) or `max` headers.
-    pub async fn headers_after(&self, locator: Vec<Hash256>, stop: Hash256, max: usize) -> Result<Vec<Header>, NodeError> {
+    pub async fn headers_after(
+        &self,
+        locator: Vec<Hash256>,
+        stop: Hash256,
+        max: usize,
+    ) -> Result<Vec<Header>, NodeError> {
         ask!(self, |reply| Request::HeadersAfter { locator, stop, max, reply })
     }
 
@@ -380,7 +385,13 @@ impl Handle {
 
     /// Submits a task with `bounty` from the wallet, open for `expires_in` blocks; returns
     /// `(txid, task_id)`.
-    pub async fn submit_task(&self, spec: TaskSpec, bounty: Amount, expires_in: u64, fee_rate: u64) -> Result<(Hash256, Hash256), NodeError> {
+    pub async fn submit_task(
+        &self,
+        spec: TaskSpec,
+        bounty: Amount,
+        expires_in: u64,
+        fee_rate: u64,
+    ) -> Result<(Hash256, Hash256), NodeError> {
         let spec = Box::new(spec);
         ask!(self, |reply| Request::SubmitTask { spec, bounty, expires_in, fee_rate, reply })
     }
@@ -448,7 +459,8 @@ struct Node {
 /// Opens the chain and wallet in `opts.datadir` and starts the node thread. The thread
 /// ends when every [`Handle`] is dropped; joining it flushes the store.
 pub fn spawn(opts: NodeOptions) -> Result<(Handle, std::thread::JoinHandle<()>), NodeError> {
-    std::fs::create_dir_all(&opts.datadir).map_err(|e| StoreError::Inconsistent(format!("cannot create {}: {e}", opts.datadir.display())))?;
+    std::fs::create_dir_all(&opts.datadir)
+        .map_err(|e| StoreError::Inconsistent(format!("cannot create {}: {e}", opts.datadir.display())))?;
     let chain = ChainStore::open(&opts.datadir.join("chain"), opts.params.clone())?;
     let wallet = Wallet::open_or_create(&opts.datadir, opts.params.network)?;
     let (announce, _) = tokio::sync::broadcast::channel(ANNOUNCE_BUFFER);
@@ -508,17 +520,23 @@ impl Node {
             Request::Send { to, amount, fee_rate, reply } => drop(reply.send(self.send(to, amount, fee_rate))),
             Request::Generate { n, payout, reply } => drop(reply.send(self.generate(n, payout))),
             Request::SetMockTime(t, r) => drop(r.send(self.set_mock_time(t))),
-            Request::Task(id, r) => drop(r.send(
-                self.chain.state().task(&id).cloned().ok_or_else(|| NodeError::NotFound(format!("task {id}"))),
-            )),
+            Request::Task(id, r) => drop(
+                r.send(self.chain.state().task(&id).cloned().ok_or_else(|| NodeError::NotFound(format!("task {id}")))),
+            ),
             Request::Locator(r) => drop(r.send(Ok(self.chain.index().locator(&self.chain.tip())))),
-            Request::HeadersAfter { locator, stop, max, reply } => drop(reply.send(self.headers_after(&locator, stop, max))),
-            Request::CheckHeaders(headers, reply) => drop(reply.send(Ok(self.chain.check_headers(&headers, self.now())))),
+            Request::HeadersAfter { locator, stop, max, reply } => {
+                drop(reply.send(self.headers_after(&locator, stop, max)))
+            }
+            Request::CheckHeaders(headers, reply) => {
+                drop(reply.send(Ok(self.chain.check_headers(&headers, self.now()))))
+            }
             Request::Blocks(hashes, r) => {
                 let found = hashes.iter().filter_map(|h| self.chain.block(h).ok().flatten()).collect();
                 drop(r.send(Ok(found)))
             }
-            Request::PutBan { peer, until, reply } => drop(reply.send(self.chain.store().put_ban(&peer, until).map_err(NodeError::from))),
+            Request::PutBan { peer, until, reply } => {
+                drop(reply.send(self.chain.store().put_ban(&peer, until).map_err(NodeError::from)))
+            }
             Request::RemoveBan(peer, r) => drop(r.send(self.chain.store().remove_ban(&peer).map_err(NodeError::from))),
             Request::Bans(r) => drop(r.send(self.chain.store().bans().map_err(NodeError::from))),
             Request::MiningStart { threads, payout, reply } => drop(reply.send(self.start_mining(threads, payout))),
@@ -541,7 +559,8 @@ impl Node {
             Request::Mempool(r) => drop(r.send(Ok(self.mempool_list()))),
             Request::Shutdown(r) => drop(r.send(Ok(()))), // handled by the thread's loop
             Request::Tasks(r) => {
-                let mut v: Vec<(Hash256, TaskState)> = self.chain.state().tasks().iter().map(|(k, t)| (*k, t.clone())).collect();
+                let mut v: Vec<(Hash256, TaskState)> =
+                    self.chain.state().tasks().iter().map(|(k, t)| (*k, t.clone())).collect();
                 v.sort_by_key(|(_, t)| (t.created_height, t.best_height));
                 drop(r.send(Ok(v)))
             }
@@ -588,7 +607,9 @@ impl Node {
     fn block(&self, id: BlockId) -> Result<Block, NodeError> {
         let hash = match id {
             BlockId::Hash(h) => h,
-            BlockId::Height(h) => self.chain.hash_at(h)?.ok_or_else(|| NodeError::NotFound(format!("block at height {h}")))?,
+            BlockId::Height(h) => {
+                self.chain.hash_at(h)?.ok_or_else(|| NodeError::NotFound(format!("block at height {h}")))?
+            }
         };
         self.chain.block(&hash)?.ok_or_else(|| NodeError::NotFound(format!("block {hash}")))
     }
@@ -715,26 +736,36 @@ impl Node {
         if let Some(e) = self.mempool.get(&txid) {
             return Ok(TxInfo { tx: e.tx.clone(), block: None, confirmations: 0 });
         }
-        let (block, height, i) = self.chain.find_tx(&txid)?.ok_or_else(|| NodeError::NotFound(format!("transaction {txid}")))?;
+        let (block, height, i) =
+            self.chain.find_tx(&txid)?.ok_or_else(|| NodeError::NotFound(format!("transaction {txid}")))?;
         let confirmations = self.chain.height() - height + 1;
         Ok(TxInfo { tx: block.txs[i].clone(), block: Some((block.hash(), height)), confirmations })
     }
 
     fn merkle_proof(&self, txid: Hash256) -> Result<MerkleProof, NodeError> {
-        let (block, height, index) =
-            self.chain.find_tx(&txid)?.ok_or_else(|| NodeError::NotFound(format!("transaction {txid} in the main chain")))?;
+        let (block, height, index) = self
+            .chain
+            .find_tx(&txid)?
+            .ok_or_else(|| NodeError::NotFound(format!("transaction {txid} in the main chain")))?;
         let txids: Vec<Hash256> = block.txs.iter().map(Transaction::txid).collect();
         Ok(MerkleProof {
             txid,
             block: block.hash(),
             height,
             index,
-            branch: merkle_branch(&txids, index).ok_or_else(|| NodeError::NotFound(format!("transaction {txid} in its block")))?,
+            branch: merkle_branch(&txids, index)
+                .ok_or_else(|| NodeError::NotFound(format!("transaction {txid} in its block")))?,
             merkle_root: block.header.merkle_root,
         })
     }
 
-    fn submit_task(&mut self, spec: TaskSpec, bounty: Amount, expires_in: u64, fee_rate: u64) -> Result<(Hash256, Hash256), NodeError> {
+    fn submit_task(
+        &mut self,
+        spec: TaskSpec,
+        bounty: Amount,
+        expires_in: u64,
+        fee_rate: u64,
+    ) -> Result<(Hash256, Hash256), NodeError> {
         let height = self.chain.height() + 1;
         let expires = height.saturating_add(expires_in);
         let tx = self.wallet.submit_task(self.chain.state_mut(), height, spec, bounty, expires, fee_rate)?;
@@ -770,7 +801,13 @@ impl Node {
     }
 
     fn predict(&mut self, task: Hash256, rows: Vec<Vec<f64>>) -> Result<Vec<f64>, NodeError> {
-        let best = self.chain.state().task(&task).ok_or_else(|| NodeError::NotFound(format!("task {task}")))?.best_params.clone();
+        let best = self
+            .chain
+            .state()
+            .task(&task)
+            .ok_or_else(|| NodeError::NotFound(format!("task {task}")))?
+            .best_params
+            .clone();
         let problem = self.chain.state_mut().problem(&task).map_err(|e| NodeError::Invalid(e.to_string()))?;
         let cols = rows.first().map_or(0, Vec::len);
         if let Some((i, r)) = rows.iter().enumerate().find(|(_, r)| r.len() != cols) {
@@ -786,9 +823,16 @@ impl Node {
     }
 
     fn utxos(&self, addresses: Option<Vec<Address>>) -> Vec<(OutPoint, UtxoEntry)> {
-        let want: std::collections::HashSet<Address> = addresses.unwrap_or_else(|| self.wallet.addresses()).into_iter().collect();
-        let mut v: Vec<(OutPoint, UtxoEntry)> =
-            self.chain.state().utxos().iter().filter(|(_, e)| want.contains(&e.output.address)).map(|(o, e)| (*o, *e)).collect();
+        let want: std::collections::HashSet<Address> =
+            addresses.unwrap_or_else(|| self.wallet.addresses()).into_iter().collect();
+        let mut v: Vec<(OutPoint, UtxoEntry)> = self
+            .chain
+            .state()
+            .utxos()
+            .iter()
+            .filter(|(_, e)| want.contains(&e.output.address))
+            .map(|(o, e)| (*o, *e))
+            .collect();
         v.sort_by_key(|(o, e)| (e.height, o.txid, o.vout));
         v
     }
@@ -796,7 +840,9 @@ impl Node {
     fn mempool_list(&self) -> Vec<PoolTx> {
         let mut v: Vec<&crate::mempool::MempoolEntry> = self.mempool.iter().collect();
         v.sort_by_key(|e| (std::cmp::Reverse(e.fee_rate), e.seq));
-        v.into_iter().map(|e| PoolTx { txid: e.txid, kind: e.tx.kind_name().to_string(), size: e.size, fee: e.fee }).collect()
+        v.into_iter()
+            .map(|e| PoolTx { txid: e.txid, kind: e.tx.kind_name().to_string(), size: e.size, fee: e.fee })
+            .collect()
     }
 
     fn set_mock_time(&mut self, t: Option<u64>) -> Result<(), NodeError> {

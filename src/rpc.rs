@@ -24,12 +24,12 @@
 //! | -10    | not available here (dev-only method, networking off)            |
 //! | -28    | the node is shutting down                                       |
 
+use crate::chain::Network;
 use crate::chain::address::Address;
 use crate::chain::amount::Amount;
 use crate::chain::block::Block;
 use crate::chain::state::{TaskState, TaskStatus, UtxoEntry};
 use crate::chain::tx::{OutPoint, Transaction};
-use crate::chain::Network;
 use crate::hash::Hash256;
 use crate::node::{BlockInfo, MerkleProof, MiningInfo, NodeError, PoolTx, ScorePoint, TipInfo, TxInfo};
 use crate::pouw::task::TaskSpec;
@@ -43,9 +43,9 @@ mod auth;
 mod client;
 mod server;
 
-pub use auth::{cookie_path, read_cookie, Credentials, COOKIE_FILE};
-pub use client::{connect, ClientError, RpcClient};
-pub use server::{serve, RpcContext, RpcServer, ServeError};
+pub use auth::{COOKIE_FILE, Credentials, cookie_path, read_cookie};
+pub use client::{ClientError, RpcClient, connect};
+pub use server::{RpcContext, RpcServer, ServeError, serve};
 
 /// Stable error codes (see the module docs).
 pub mod code {
@@ -197,7 +197,11 @@ impl TxView {
             kind: tx.kind_name().to_string(),
             size: tx.size(),
             inputs: tx.inputs().iter().map(|i| format!("{}:{}", i.prevout.txid, i.prevout.vout)).collect(),
-            outputs: tx.outputs().iter().map(|o| OutputView { address: o.address.to_string_for(network), value: o.value.units() }).collect(),
+            outputs: tx
+                .outputs()
+                .iter()
+                .map(|o| OutputView { address: o.address.to_string_for(network), value: o.value.units() })
+                .collect(),
             task,
             bounty,
             score,

@@ -10,4 +10,4 @@ pub mod chainstore;
 pub mod db;
 
 pub use chainstore::{ChainStore, ProcessError};
-pub use db::{Store, StoreError, SCHEMA_VERSION};
+pub use db::{SCHEMA_VERSION, Store, StoreError};

@@ -110,9 +110,7 @@ pub enum WalletError {
         address: String,
     },
     /// Not enough mature coins.
-    #[error(
-        "insufficient funds: need {needed}, spendable {available} ({immature} more is still maturing)"
-    )]
+    #[error("insufficient funds: need {needed}, spendable {available} ({immature} more is still maturing)")]
     InsufficientFunds {
         /// Amount plus fee (plus bounty).
         needed: Amount,
@@ -246,14 +244,8 @@ impl Wallet {
         getrandom::fill(&mut seed).map_err(WalletError::Random)?;
         let key = SigningKey::from_bytes(&seed);
         let address = address_of(&key);
-        let created = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        self.keys.push(keystore::LoadedKey {
-            label: label.to_string(),
-            key,
-            created,
-        });
+        let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.keys.push(keystore::LoadedKey { label: label.to_string(), key, created });
         if let Err(e) = keystore::save(&self.path, self.network, &self.keys) {
             // Keep memory equal to the disk: a key that was not saved must not be used.
             self.keys.pop();
@@ -269,42 +261,28 @@ impl Wallet {
 
     /// The key of `address`, if the wallet holds it.
     pub fn key_for(&self, address: &Address) -> Option<&SigningKey> {
-        self.keys
-            .iter()
-            .find(|k| address_of(&k.key) == *address)
-            .map(|k| &k.key)
+        self.keys.iter().find(|k| address_of(&k.key) == *address).map(|k| &k.key)
     }
 
     /// Every key's label, address and creation time, in creation order.
     pub fn list(&self) -> Vec<KeyInfo> {
         self.keys
             .iter()
-            .map(|k| KeyInfo {
-                label: k.label.clone(),
-                address: address_of(&k.key),
-                created: k.created,
-            })
+            .map(|k| KeyInfo { label: k.label.clone(), address: address_of(&k.key), created: k.created })
             .collect()
     }
 
     /// Where change goes: the first key.
     pub fn change_address(&self) -> Result<Address, WalletError> {
-        self.keys
-            .first()
-            .map(|k| address_of(&k.key))
-            .ok_or(WalletError::NoKeys)
+        self.keys.first().map(|k| address_of(&k.key)).ok_or(WalletError::NoKeys)
     }
 
     /// The wallet's funds at the state of a tip whose next block is at `height`.
     pub fn balance(&self, state: &State, height: u64) -> Balance {
         let (coins, immature) = self.coins(state, height);
-        let spendable = coins.iter().fold(Amount::ZERO, |acc, c| {
-            acc.checked_add(c.entry.output.value).unwrap_or(Amount::MAX)
-        });
-        Balance {
-            spendable,
-            immature,
-        }
+        let spendable =
+            coins.iter().fold(Amount::ZERO, |acc, c| acc.checked_add(c.entry.output.value).unwrap_or(Amount::MAX));
+        Balance { spendable, immature }
     }
 
     /// Each key with its own balance (reserved coins included: they are still ours until
@@ -315,7 +293,9 @@ impl Wallet {
             .map(|k| {
                 let one: HashSet<Address> = std::iter::once(k.address).collect();
                 let (coins, immature) = coins::wallet_coins(state, &one, height, self.params.coinbase_maturity);
-                let spendable = coins.iter().fold(Amount::ZERO, |acc, c| acc.checked_add(c.entry.output.value).unwrap_or(Amount::MAX));
+                let spendable = coins
+                    .iter()
+                    .fold(Amount::ZERO, |acc, c| acc.checked_add(c.entry.output.value).unwrap_or(Amount::MAX));
                 (k, Balance { spendable, immature })
             })
             .collect()

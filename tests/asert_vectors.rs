@@ -77,16 +77,8 @@ fn params(file: &File) -> BTreeMap<&str, AsertParams> {
         .map(|(name, n)| {
             let max = target_from_bits(bits(&n.max_bits)).expect("max bits decode");
             assert_eq!(max, target(&n.max_target), "{name}: max target");
-            assert_eq!(
-                bits_from_target(max),
-                bits(&n.max_bits),
-                "{name}: max bits canonical"
-            );
-            let p = AsertParams {
-                spacing: n.spacing,
-                halflife: n.halflife,
-                max_target: max,
-            };
+            assert_eq!(bits_from_target(max), bits(&n.max_bits), "{name}: max bits canonical");
+            let p = AsertParams { spacing: n.spacing, halflife: n.halflife, max_target: max };
             (name.as_str(), p)
         })
         .collect()
@@ -117,16 +109,8 @@ fn compact_decoding_matches() {
         match (&row.target, &row.error) {
             (Some(t), None) => {
                 assert_eq!(got, Ok(target(t)), "bits {}", row.bits);
-                let canonical = row
-                    .canonical
-                    .as_deref()
-                    .expect("valid rows carry canonical");
-                assert_eq!(
-                    bits_from_target(target(t)),
-                    bits(canonical),
-                    "bits {}",
-                    row.bits
-                );
+                let canonical = row.canonical.as_deref().expect("valid rows carry canonical");
+                assert_eq!(bits_from_target(target(t)), bits(canonical), "bits {}", row.bits);
             }
             (None, Some(e)) => {
                 let want = match e.as_str() {
@@ -147,12 +131,7 @@ fn compact_encoding_matches() {
     let file = load();
     assert!(file.encode.len() > 300);
     for row in &file.encode {
-        assert_eq!(
-            bits_from_target(target(&row.target)),
-            bits(&row.bits),
-            "target {}",
-            row.target
-        );
+        assert_eq!(bits_from_target(target(&row.target)), bits(&row.bits), "target {}", row.target);
     }
 }
 
@@ -189,23 +168,16 @@ fn asert_matches() {
 fn script_reproduces_the_checked_in_file() {
     // The vectors must be what the script prints now, or one of them was edited by hand.
     let root = env!("CARGO_MANIFEST_DIR");
-    let output = match std::process::Command::new("python3")
-        .arg(format!("{root}/scripts/asert_vectors.py"))
-        .output()
-    {
+    let output = match std::process::Command::new("python3").arg(format!("{root}/scripts/asert_vectors.py")).output() {
         Ok(output) => output,
         Err(e) => {
             eprintln!("skipped: python3 is not runnable here ({e})");
             return;
         }
     };
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let checked_in = std::fs::read(format!("{root}/tests/vectors/asert.json"))
-        .expect("tests/vectors/asert.json is checked in");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let checked_in =
+        std::fs::read(format!("{root}/tests/vectors/asert.json")).expect("tests/vectors/asert.json is checked in");
     assert!(
         output.stdout == checked_in,
         "tests/vectors/asert.json is stale: run `python3 scripts/asert_vectors.py > tests/vectors/asert.json`"

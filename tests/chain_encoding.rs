@@ -26,42 +26,59 @@ fn txout() -> impl Strategy<Value = TxOut> {
 }
 
 fn txin() -> impl Strategy<Value = TxIn> {
-    (hash(), any::<u32>(), any::<[u8; 32]>(), any::<[u8; 32]>(), any::<[u8; 32]>()).prop_map(|(txid, vout, pubkey, s1, s2)| {
-        let mut sig = [0u8; 64];
-        sig[..32].copy_from_slice(&s1);
-        sig[32..].copy_from_slice(&s2);
-        TxIn { prevout: OutPoint { txid, vout }, pubkey, signature: Sig64(sig) }
-    })
+    (hash(), any::<u32>(), any::<[u8; 32]>(), any::<[u8; 32]>(), any::<[u8; 32]>()).prop_map(
+        |(txid, vout, pubkey, s1, s2)| {
+            let mut sig = [0u8; 64];
+            sig[..32].copy_from_slice(&s1);
+            sig[32..].copy_from_slice(&s2);
+            TxIn { prevout: OutPoint { txid, vout }, pubkey, signature: Sig64(sig) }
+        },
+    )
 }
 
 fn spec() -> impl Strategy<Value = TaskSpec> {
-    let data = prop_oneof![
-        (1u32..4, 1u32..4, any::<u64>()).prop_flat_map(|(r, c, _)| {
-            (Just(r), Just(c), proptest::collection::vec(f64_bits(), (r * c) as usize), proptest::collection::vec(f64_bits(), r as usize))
-        }).prop_map(|(rows, cols, a, b)| TaskData::Inline { rows, cols, a, b }),
-        (any::<u32>(), any::<u32>(), any::<u64>(), f64_bits()).prop_map(|(n, d, seed, scale)| TaskData::Synthetic { n, d, seed, scale }),
-    ];
-    let cr = proptest::option::of((proptest::collection::vec(any::<u32>(), 0..5), f64_bits(), 0u8..3).prop_map(|(rows, gamma, v)| CopyrightSpec {
-        rows,
-        gamma,
-        variant: [CopyrightVariant::All, CopyrightVariant::UnprotectedOnly, CopyrightVariant::PerBlock][v as usize],
-    }));
-    (any::<bool>(), data, f64_bits(), cr, f64_bits()).prop_map(|(k, data, reg_lambda, copyright, target_score)| TaskSpec {
-        kind: if k { TaskKind::Softmax } else { TaskKind::ResnetSoftmax },
-        data,
-        reg_lambda,
-        copyright,
-        target_score,
+    let data =
+        prop_oneof![
+            (1u32..4, 1u32..4, any::<u64>())
+                .prop_flat_map(|(r, c, _)| {
+                    (
+                        Just(r),
+                        Just(c),
+                        proptest::collection::vec(f64_bits(), (r * c) as usize),
+                        proptest::collection::vec(f64_bits(), r as usize),
+                    )
+                })
+                .prop_map(|(rows, cols, a, b)| TaskData::Inline { rows, cols, a, b }),
+            (any::<u32>(), any::<u32>(), any::<u64>(), f64_bits())
+                .prop_map(|(n, d, seed, scale)| TaskData::Synthetic { n, d, seed, scale }),
+        ];
+    let cr = proptest::option::of((proptest::collection::vec(any::<u32>(), 0..5), f64_bits(), 0u8..3).prop_map(
+        |(rows, gamma, v)| CopyrightSpec {
+            rows,
+            gamma,
+            variant: [CopyrightVariant::All, CopyrightVariant::UnprotectedOnly, CopyrightVariant::PerBlock][v as usize],
+        },
+    ));
+    (any::<bool>(), data, f64_bits(), cr, f64_bits()).prop_map(|(k, data, reg_lambda, copyright, target_score)| {
+        TaskSpec {
+            kind: if k { TaskKind::Softmax } else { TaskKind::ResnetSoftmax },
+            data,
+            reg_lambda,
+            copyright,
+            target_score,
+        }
     })
 }
 
 fn certificate() -> impl Strategy<Value = Certificate> {
-    (f64_bits(), f64_bits(), f64_bits(), proptest::collection::vec(("[a-z_]{0,12}", f64_bits()), 0..3)).prop_map(|(score, loss, grad_norm, f)| Certificate {
-        score,
-        loss,
-        grad_norm,
-        figures: f.into_iter().map(|(name, value)| Figure { name, value }).collect(),
-    })
+    (f64_bits(), f64_bits(), f64_bits(), proptest::collection::vec(("[a-z_]{0,12}", f64_bits()), 0..3)).prop_map(
+        |(score, loss, grad_norm, f)| Certificate {
+            score,
+            loss,
+            grad_norm,
+            figures: f.into_iter().map(|(name, value)| Figure { name, value }).collect(),
+        },
+    )
 }
 
 fn tx() -> impl Strategy<Value = Transaction> {
@@ -70,22 +87,37 @@ fn tx() -> impl Strategy<Value = Transaction> {
     prop_oneof![
         (any::<u64>(), outs()).prop_map(|(height, outputs)| Transaction::Coinbase { height, outputs }),
         (ins(), outs()).prop_map(|(inputs, outputs)| Transaction::Transfer { inputs, outputs }),
-        (ins(), outs(), spec(), any::<u64>(), any::<u64>()).prop_map(|(inputs, outputs, spec, b, e)| Transaction::SubmitTask {
-            inputs, outputs, spec, bounty: Amount::from_units(b), expires_at_height: e,
+        (ins(), outs(), spec(), any::<u64>(), any::<u64>()).prop_map(|(inputs, outputs, spec, b, e)| {
+            Transaction::SubmitTask { inputs, outputs, spec, bounty: Amount::from_units(b), expires_at_height: e }
         }),
-        (ins(), outs(), hash(), proptest::collection::vec(f64_bits(), 0..6), certificate(), any::<[u8; 20]>()).prop_map(
-            |(inputs, outputs, task_id, params, claimed, r)| Transaction::ModelUpdate { inputs, outputs, task_id, params, claimed, reward_to: Address(r) }
-        ),
-        (hash(), any::<[u8; 32]>(), txin()).prop_map(|(task_id, pubkey, i)| Transaction::ReclaimTask { task_id, pubkey, signature: i.signature }),
+        (ins(), outs(), hash(), proptest::collection::vec(f64_bits(), 0..6), certificate(), any::<[u8; 20]>())
+            .prop_map(|(inputs, outputs, task_id, params, claimed, r)| Transaction::ModelUpdate {
+                inputs,
+                outputs,
+                task_id,
+                params,
+                claimed,
+                reward_to: Address(r)
+            }),
+        (hash(), any::<[u8; 32]>(), txin()).prop_map(|(task_id, pubkey, i)| Transaction::ReclaimTask {
+            task_id,
+            pubkey,
+            signature: i.signature
+        }),
     ]
 }
 
 fn header() -> impl Strategy<Value = Header> {
-    (any::<u32>(), hash(), hash(), any::<u64>(), any::<u32>(), (hash(), hash(), any::<u64>(), hash()), any::<u64>()).prop_map(
-        |(version, prev, merkle_root, time, bits, (task_id, input_hash, cost, output_hash), nonce)| Header {
-            version, prev, merkle_root, time, bits, work: WorkClaim { task_id, input_hash, cost, output_hash }, nonce,
-        },
-    )
+    (any::<u32>(), hash(), hash(), any::<u64>(), any::<u32>(), (hash(), hash(), any::<u64>(), hash()), any::<u64>())
+        .prop_map(|(version, prev, merkle_root, time, bits, (task_id, input_hash, cost, output_hash), nonce)| Header {
+            version,
+            prev,
+            merkle_root,
+            time,
+            bits,
+            work: WorkClaim { task_id, input_hash, cost, output_hash },
+            nonce,
+        })
 }
 
 /// Bit-level equality (NaN payloads included), via the encoding itself being injective

@@ -5,15 +5,15 @@
 
 mod common;
 
-use common::chain::{addr, TestChain};
+use common::chain::{TestChain, addr};
 use gradientcoin::chain::amount::Amount;
 use gradientcoin::chain::block::Block;
 use gradientcoin::chain::forkchoice::BlockIndex;
 use gradientcoin::chain::params::ChainParams;
+use gradientcoin::chain::pipeline::Accepted;
 use gradientcoin::chain::state::State;
 use gradientcoin::hash::Hash256;
-use gradientcoin::miner::{template_on, TemplateRequest};
-use gradientcoin::chain::pipeline::Accepted;
+use gradientcoin::miner::{TemplateRequest, template_on};
 use proptest::prelude::*;
 use std::collections::HashMap;
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::chain::{addr, grind, key, reseal_with_step, reseal_without_step, transfer, TestChain};
+use common::chain::{TestChain, addr, grind, key, reseal_with_step, reseal_without_step, transfer};
 use gradientcoin::chain::amount::Amount;
 use gradientcoin::chain::block::Block;
 use gradientcoin::chain::encode;
@@ -39,7 +39,13 @@ fn rejects(tc: &mut TestChain, b: &Block, what: &str, pred: impl Fn(&BlockError)
 
 /// A block on the tip carrying `txs` after its coinbase, properly mined, must be rejected.
 #[track_caller]
-fn rejects_txs(tc: &mut TestChain, p: &dyn Problem, txs: Vec<Transaction>, what: &str, pred: &dyn Fn(&BlockError) -> bool) {
+fn rejects_txs(
+    tc: &mut TestChain,
+    p: &dyn Problem,
+    txs: Vec<Transaction>,
+    what: &str,
+    pred: &dyn Fn(&BlockError) -> bool,
+) {
     let mut b = tc.build(addr(1), vec![]);
     let cb = b.txs[0].clone();
     b.txs = std::iter::once(cb).chain(txs).collect();
@@ -70,7 +76,15 @@ fn spec(target: f64) -> TaskSpec {
     }
 }
 
-fn submit_task(tc: &TestChain, from: u8, input: OutPoint, value: Amount, bounty: u64, expires: u64, spec: TaskSpec) -> Transaction {
+fn submit_task(
+    tc: &TestChain,
+    from: u8,
+    input: OutPoint,
+    value: Amount,
+    bounty: u64,
+    expires: u64,
+    spec: TaskSpec,
+) -> Transaction {
     let mut tx = Transaction::SubmitTask {
         inputs: vec![TxIn { prevout: input, pubkey: [0; 32], signature: Sig64::EMPTY }],
         outputs: vec![TxOut { value: Amount::from_units(value.units() - bounty - 1000), address: addr(from) }],
@@ -141,11 +155,13 @@ fn structural_defects_are_rejected_each_with_its_error() {
         gradientcoin::chain::target::target_from_bits(b.header.bits).unwrap(),
         b.header.work.cost,
     );
-    b.header.nonce = (0..).find(|n| {
-        let mut h = b.header;
-        h.nonce = *n;
-        h.pow_value() > target
-    }).unwrap();
+    b.header.nonce = (0..)
+        .find(|n| {
+            let mut h = b.header;
+            h.nonce = *n;
+            h.pow_value() > target
+        })
+        .unwrap();
     rejects(&mut tc, &b, "hash above target", |e| matches!(e, BlockError::HighHash { .. }));
 
     let mut b = good.clone();
@@ -202,14 +218,21 @@ fn work_claim_defects_are_rejected() {
     let mut b = good.clone();
     b.header.work.output_hash = Hash256([3; 32]);
     grind(&mut b.header);
-    rejects(&mut tc, &b, "fake work", |e| matches!(e, BlockError::State(StateError::Work(VerifyError::OutputMismatch { .. }))));
+    rejects(&mut tc, &b, "fake work", |e| {
+        matches!(e, BlockError::State(StateError::Work(VerifyError::OutputMismatch { .. })))
+    });
 
     // The claimed cost is not the task's registered cost (checked before any step).
     let mut b = good.clone();
     b.header.work.cost += 1;
     reseal_with_step(&mut b, p.as_ref());
     let registered = p.cost();
-    rejects(&mut tc, &b, "wrong work cost", |e| matches!(e, BlockError::WrongCost { registered: r, .. } if *r == registered));
+    rejects(
+        &mut tc,
+        &b,
+        "wrong work cost",
+        |e| matches!(e, BlockError::WrongCost { registered: r, .. } if *r == registered),
+    );
 
     // A task in no stored block: with a known parent that is invalid, not an orphan.
     let mut b = good.clone();
@@ -230,7 +253,9 @@ fn work_claim_defects_are_rejected() {
     let mut b = good.clone();
     b.witness.input_params = p.init().0;
     reseal_with_step(&mut b, p.as_ref());
-    rejects(&mut tc, &b, "input worse than best", |e| matches!(e, BlockError::State(StateError::Work(VerifyError::InputWorse { .. }))));
+    rejects(&mut tc, &b, "input worse than best", |e| {
+        matches!(e, BlockError::State(StateError::Work(VerifyError::InputWorse { .. })))
+    });
 
     // Coinbase height field wrong.
     let mut b = good.clone();
@@ -244,7 +269,9 @@ fn work_claim_defects_are_rejected() {
     out[0].value = Amount::from_units(out[0].value.units() + 1);
     let h = tc.cs.height() + 1;
     b = with_txs(&mut tc, b, vec![Transaction::Coinbase { height: h, outputs: out }]);
-    rejects(&mut tc, &b, "coinbase paying too much", |e| matches!(e, BlockError::State(StateError::CoinbaseTooLarge { .. })));
+    rejects(&mut tc, &b, "coinbase paying too much", |e| {
+        matches!(e, BlockError::State(StateError::CoinbaseTooLarge { .. }))
+    });
 
     assert!(tc.process(&good).is_ok());
 }
@@ -263,34 +290,56 @@ fn spend_defects_are_rejected() {
 
     let t1 = transfer(&chain_id, 1, &[coin], &[(addr(2), v - 10)]);
     let t2 = transfer(&chain_id, 1, &[coin], &[(addr(3), v - 20)]);
-    check(&mut tc, vec![t1.clone(), t2], "double spend inside a block", &|e| matches!(e, BlockError::State(StateError::DoubleSpendInBlock { .. })));
-    check(&mut tc, vec![transfer(&chain_id, 1, &[coin], &[(addr(2), v + 1)])], "overspend", &|e| matches!(e, BlockError::State(StateError::Overspend { .. })));
-    check(&mut tc, vec![transfer(&chain_id, 2, &[coin], &[(addr(2), v - 1)])], "spend by a key that does not own the output", &|e| matches!(e, BlockError::State(StateError::WrongKey { .. })));
+    check(&mut tc, vec![t1.clone(), t2], "double spend inside a block", &|e| {
+        matches!(e, BlockError::State(StateError::DoubleSpendInBlock { .. }))
+    });
+    check(&mut tc, vec![transfer(&chain_id, 1, &[coin], &[(addr(2), v + 1)])], "overspend", &|e| {
+        matches!(e, BlockError::State(StateError::Overspend { .. }))
+    });
+    check(
+        &mut tc,
+        vec![transfer(&chain_id, 2, &[coin], &[(addr(2), v - 1)])],
+        "spend by a key that does not own the output",
+        &|e| matches!(e, BlockError::State(StateError::WrongKey { .. })),
+    );
 
     let mut bad_sig = t1.clone();
     if let Transaction::Transfer { inputs, .. } = &mut bad_sig {
         inputs[0].signature.0[5] ^= 1;
     }
-    check(&mut tc, vec![bad_sig], "bad signature", &|e| matches!(e, BlockError::Tx { error: TxError::BadSignature { .. }, .. }));
-    let other_chain = transfer(&gradientcoin::chain::params::ChainParams::test().chain_id, 1, &[coin], &[(addr(2), v - 10)]);
-    check(&mut tc, vec![other_chain], "signature made for another chain id", &|e| matches!(e, BlockError::Tx { error: TxError::BadSignature { .. }, .. }));
+    check(&mut tc, vec![bad_sig], "bad signature", &|e| {
+        matches!(e, BlockError::Tx { error: TxError::BadSignature { .. }, .. })
+    });
+    let other_chain =
+        transfer(&gradientcoin::chain::params::ChainParams::test().chain_id, 1, &[coin], &[(addr(2), v - 10)]);
+    check(&mut tc, vec![other_chain], "signature made for another chain id", &|e| {
+        matches!(e, BlockError::Tx { error: TxError::BadSignature { .. }, .. })
+    });
     let mut bad_key = t1.clone();
     if let Transaction::Transfer { inputs, .. } = &mut bad_key {
         inputs[0].pubkey = [0xff; 32];
     }
-    check(&mut tc, vec![bad_key], "invalid public key", &|e| matches!(e, BlockError::Tx { error: TxError::BadPubkey { .. } | TxError::BadSignature { .. }, .. }));
+    check(&mut tc, vec![bad_key], "invalid public key", &|e| {
+        matches!(e, BlockError::Tx { error: TxError::BadPubkey { .. } | TxError::BadSignature { .. }, .. })
+    });
     check(&mut tc, vec![t1.clone(), t1.clone()], "duplicate transaction", &|e| matches!(e, BlockError::DuplicateTx(_)));
     let huge = transfer(&chain_id, 1, &[coin], &vec![(addr(2), 1); 10_001]);
-    check(&mut tc, vec![huge], "too many outputs", &|e| matches!(e, BlockError::Tx { error: TxError::TooManyOutputs { .. }, .. }));
+    check(&mut tc, vec![huge], "too many outputs", &|e| {
+        matches!(e, BlockError::Tx { error: TxError::TooManyOutputs { .. }, .. })
+    });
 
     // Premature coinbase spend: the newest coinbase is immature.
     let young = tc.mine(addr(1), vec![]);
     let young_coin = OutPoint { txid: young.txs[0].txid(), vout: 0 };
-    check(&mut tc, vec![transfer(&chain_id, 1, &[young_coin], &[(addr(2), 100)])], "premature coinbase spend", &|e| matches!(e, BlockError::State(StateError::ImmatureSpend { .. })));
+    check(&mut tc, vec![transfer(&chain_id, 1, &[young_coin], &[(addr(2), 100)])], "premature coinbase spend", &|e| {
+        matches!(e, BlockError::State(StateError::ImmatureSpend { .. }))
+    });
 
     // Across blocks: spend once, then again.
     tc.mine(addr(1), vec![t1]);
-    check(&mut tc, vec![transfer(&chain_id, 1, &[coin], &[(addr(3), 100)])], "double spend across blocks", &|e| matches!(e, BlockError::State(StateError::MissingInput { .. })));
+    check(&mut tc, vec![transfer(&chain_id, 1, &[coin], &[(addr(3), 100)])], "double spend across blocks", &|e| {
+        matches!(e, BlockError::State(StateError::MissingInput { .. }))
+    });
 }
 
 #[test]
@@ -310,15 +359,19 @@ fn task_defects_are_rejected() {
     a[1] = 0.0;
     let zero_spec = TaskSpec { data: TaskData::Inline { rows: 32, cols: 2, a, b: vec![1.0 / 32.0; 32] }, ..spec(0.0) };
     let tx = submit_task(&tc, 1, coin, value, 5000, h + 100, zero_spec);
-    check(&mut tc, vec![tx], "task data with an exact zero",
-        &|e| matches!(e, BlockError::State(StateError::Task(TaskError::ExactZero { .. }))));
+    check(&mut tc, vec![tx], "task data with an exact zero", &|e| {
+        matches!(e, BlockError::State(StateError::Task(TaskError::ExactZero { .. })))
+    });
     let tx = submit_task(&tc, 1, coin, value, 5000, h, spec(0.0));
-    check(&mut tc, vec![tx], "task expiring in the past",
-        &|e| matches!(e, BlockError::State(StateError::ExpiryInPast { .. })));
-    let bad_cr = TaskSpec { copyright: Some(CopyrightSpec { rows: vec![500], gamma: 0.1, variant: CopyrightVariant::All }), ..spec(0.0) };
+    check(&mut tc, vec![tx], "task expiring in the past", &|e| {
+        matches!(e, BlockError::State(StateError::ExpiryInPast { .. }))
+    });
+    let bad_cr = TaskSpec {
+        copyright: Some(CopyrightSpec { rows: vec![500], gamma: 0.1, variant: CopyrightVariant::All }),
+        ..spec(0.0)
+    };
     let tx = submit_task(&tc, 1, coin, value, 5000, h + 100, bad_cr);
-    check(&mut tc, vec![tx], "copyright rows out of range",
-        &|e| matches!(e, BlockError::Task { index: 1, .. }));
+    check(&mut tc, vec![tx], "copyright rows out of range", &|e| matches!(e, BlockError::Task { index: 1, .. }));
 
     // A real task: solvable target (the unregularised optimum is ~0; 1e-9 is reachable).
     let submit = submit_task(&tc, 1, coin, value, 5000, h + 6, spec(1e-9));
@@ -333,24 +386,38 @@ fn task_defects_are_rejected() {
     if let Transaction::ModelUpdate { claimed, .. } = &mut forged {
         claimed.loss = f64::from_bits(claimed.loss.to_bits() ^ 1);
     }
-    check(&mut tc, vec![forged], "model update certificate mismatch", &|e| matches!(e, BlockError::State(StateError::Work(VerifyError::CertificateMismatch { .. }))));
+    check(&mut tc, vec![forged], "model update certificate mismatch", &|e| {
+        matches!(e, BlockError::State(StateError::Work(VerifyError::CertificateMismatch { .. })))
+    });
     let same = model_update(&mut tc, task_id, x0.0.clone(), 3);
-    check(&mut tc, vec![same], "non-improving model update", &|e| matches!(e, BlockError::State(StateError::Work(VerifyError::NotImproving { .. }))));
+    check(&mut tc, vec![same], "non-improving model update", &|e| {
+        matches!(e, BlockError::State(StateError::Work(VerifyError::NotImproving { .. })))
+    });
     let unknown = Transaction::ModelUpdate {
-        inputs: vec![], outputs: vec![], task_id: Hash256([8; 32]), params: solution.0.clone(),
-        claimed: tp.certify(&solution).unwrap(), reward_to: addr(3),
+        inputs: vec![],
+        outputs: vec![],
+        task_id: Hash256([8; 32]),
+        params: solution.0.clone(),
+        claimed: tp.certify(&solution).unwrap(),
+        reward_to: addr(3),
     };
-    check(&mut tc, vec![unknown], "model update for an unknown task", &|e| matches!(e, BlockError::State(StateError::UnknownTask(_))));
+    check(&mut tc, vec![unknown], "model update for an unknown task", &|e| {
+        matches!(e, BlockError::State(StateError::UnknownTask(_)))
+    });
     let mut nan = model_update(&mut tc, task_id, solution.0.clone(), 3);
     if let Transaction::ModelUpdate { params, .. } = &mut nan {
         params[0] = f64::NAN;
     }
-    check(&mut tc, vec![nan], "NaN model update", &|e| matches!(e, BlockError::Tx { error: TxError::NonFiniteParams { index: 0 }, .. }));
+    check(&mut tc, vec![nan], "NaN model update", &|e| {
+        matches!(e, BlockError::Tx { error: TxError::NonFiniteParams { index: 0 }, .. })
+    });
     let mut short = model_update(&mut tc, task_id, solution.0.clone(), 3);
     if let Transaction::ModelUpdate { params, .. } = &mut short {
         params.truncate(2);
     }
-    check(&mut tc, vec![short], "wrong-length model update", &|e| matches!(e, BlockError::State(StateError::WrongParamsLen { .. })));
+    check(&mut tc, vec![short], "wrong-length model update", &|e| {
+        matches!(e, BlockError::State(StateError::WrongParamsLen { .. }))
+    });
 
     // Bounty claimed by the block's own work without meeting the target.
     let mut b = tc.build(addr(1), vec![]);
@@ -358,21 +425,30 @@ fn task_defects_are_rejected() {
     out[0].value = Amount::from_units(out[0].value.units() + 5000);
     b.txs[0] = Transaction::Coinbase { height: tc.cs.height() + 1, outputs: out };
     reseal_with_step(&mut b, p.as_ref());
-    rejects(&mut tc, &b, "bounty claimed without meeting the target", |e| matches!(e, BlockError::State(StateError::CoinbaseTooLarge { .. })));
+    rejects(&mut tc, &b, "bounty claimed without meeting the target", |e| {
+        matches!(e, BlockError::State(StateError::CoinbaseTooLarge { .. }))
+    });
 
     // Reclaim before expiry, and by someone else.
     let mut early = Transaction::ReclaimTask { task_id, pubkey: [0; 32], signature: Sig64::EMPTY };
     early.sign(&tc.chain_id(), &[&key(1)]);
-    check(&mut tc, vec![early.clone()], "reclaim before expiry", &|e| matches!(e, BlockError::State(StateError::NotExpired { .. })));
+    check(&mut tc, vec![early.clone()], "reclaim before expiry", &|e| {
+        matches!(e, BlockError::State(StateError::NotExpired { .. }))
+    });
 
     // The real solution solves it and pays the bounty to key 3.
     let solve = model_update(&mut tc, task_id, solution.0.clone(), 3);
     let solve_txid = solve.txid();
     tc.mine(addr(1), vec![solve]);
     let paid = tc.cs.state().utxo(&OutPoint { txid: solve_txid, vout: 0 }).expect("bounty output");
-    assert_eq!((paid.output.value, paid.output.address, paid.maturing), (Amount::from_units(5000), common::chain::addr(3), true));
+    assert_eq!(
+        (paid.output.value, paid.output.address, paid.maturing),
+        (Amount::from_units(5000), common::chain::addr(3), true)
+    );
     let better = model_update(&mut tc, task_id, solution.0.iter().map(|v| v * 1.0000001).collect(), 3);
-    check(&mut tc, vec![better], "model update for a solved task", &|e| matches!(e, BlockError::State(StateError::TaskSolved(_))));
+    check(&mut tc, vec![better], "model update for a solved task", &|e| {
+        matches!(e, BlockError::State(StateError::TaskSolved(_)))
+    });
 
     // Block work on the solved task.
     let mut b = tc.build(addr(1), vec![]);
@@ -397,7 +473,9 @@ fn task_defects_are_rejected() {
     rejects(&mut tc, &b, "work on an expired task", |e| matches!(e, BlockError::State(StateError::TaskExpired { .. })));
     let mut not_creator = Transaction::ReclaimTask { task_id: task2, pubkey: [0; 32], signature: Sig64::EMPTY };
     not_creator.sign(&tc.chain_id(), &[&key(1)]);
-    check(&mut tc, vec![not_creator], "reclaim not by the creator", &|e| matches!(e, BlockError::State(StateError::NotCreator(_))));
+    check(&mut tc, vec![not_creator], "reclaim not by the creator", &|e| {
+        matches!(e, BlockError::State(StateError::NotCreator(_)))
+    });
     let mut reclaim = Transaction::ReclaimTask { task_id: task2, pubkey: [0; 32], signature: Sig64::EMPTY };
     reclaim.sign(&tc.chain_id(), &[&key(2)]);
     let rid = reclaim.txid();
@@ -420,7 +498,10 @@ fn size_limits_and_trailing_bytes() {
         encode::decode::<Block>(&trailing, 8 << 20, "block"),
         Err(encode::DecodeError::TrailingBytes { extra: 1, .. })
     ));
-    assert!(matches!(encode::decode::<Block>(&bytes[..bytes.len() - 1], 8 << 20, "block"), Err(encode::DecodeError::Malformed { .. })));
+    assert!(matches!(
+        encode::decode::<Block>(&bytes[..bytes.len() - 1], 8 << 20, "block"),
+        Err(encode::DecodeError::Malformed { .. })
+    ));
     assert_eq!(encode::decode::<Block>(&bytes, 8 << 20, "block").unwrap(), good);
 
     // A network whose limits are tiny: the same block is oversize, a tx is oversize.
@@ -434,5 +515,7 @@ fn size_limits_and_trailing_bytes() {
     p.tx_limits.max_tx_bytes = 40; // a one-output coinbase is 48 bytes
     let mut tiny_tx = TestChain::with_params(p);
     let b = tiny_tx.build(addr(1), vec![]);
-    rejects(&mut tiny_tx, &b, "oversize transaction", |e| matches!(e, BlockError::Tx { error: TxError::Oversize { .. }, .. }));
+    rejects(&mut tiny_tx, &b, "oversize transaction", |e| {
+        matches!(e, BlockError::Tx { error: TxError::Oversize { .. }, .. })
+    });
 }

@@ -4,10 +4,10 @@
 
 mod common;
 
-use common::chain::{addr, TestChain};
+use common::chain::{TestChain, addr};
+use gradientcoin::chain::Network;
 use gradientcoin::chain::encode::encode;
 use gradientcoin::chain::params::ChainParams;
-use gradientcoin::chain::Network;
 use gradientcoin::hash::sha256;
 use std::collections::BTreeMap;
 

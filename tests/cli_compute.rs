@@ -5,7 +5,7 @@ use gradientcoin::compute::data::{parse_csv, write_csv, write_npy};
 use gradientcoin::compute::det::Mat;
 use gradientcoin::compute::nmr::Phi;
 use gradientcoin::compute::problem::Problem;
-use gradientcoin::compute::softmax::{uniform_reg, SoftmaxOptions, SoftmaxProblem, Synthetic};
+use gradientcoin::compute::softmax::{SoftmaxOptions, SoftmaxProblem, Synthetic, uniform_reg};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -75,11 +75,18 @@ fn csv_and_npy_data_give_the_library_solution_bit_for_bit() {
     let b_npy = write(dir.path(), "b.npy", &write_npy(&bm));
     let saved = dir.path().join("x.csv");
     let saved_s = saved.to_string_lossy().into_owned();
-    let from_csv = json(&run(&["compute", "run", "--data", &a_csv, "--target", &b_csv, "--json", "--save-params", &saved_s]));
+    let from_csv =
+        json(&run(&["compute", "run", "--data", &a_csv, "--target", &b_csv, "--json", "--save-params", &saved_s]));
     let from_npy = json(&run(&["compute", "run", "--data", &a_npy, "--target", &b_npy, "--json"]));
     assert_eq!(from_csv["params"], from_npy["params"]);
 
-    let p = SoftmaxProblem::new(Phi::Softmax, a, b, SoftmaxOptions { w2: Some(uniform_reg(1e-8, 300)), ..Default::default() }).unwrap();
+    let p = SoftmaxProblem::new(
+        Phi::Softmax,
+        a,
+        b,
+        SoftmaxOptions { w2: Some(uniform_reg(1e-8, 300)), ..Default::default() },
+    )
+    .unwrap();
     let (x, _) = p.solve(&Default::default(), &mut |_| {}).unwrap();
     let cli: Vec<f64> = from_csv["params"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     assert_eq!(cli, x.0, "CLI and library disagree");
@@ -93,7 +100,15 @@ fn copyright_option_and_predict_are_reported() {
     let (a, _, _) = Synthetic { n: 10, d: 16, seed: 4, scale: 1.0 }.generate(Phi::Softmax).unwrap();
     let new_rows = write(dir.path(), "new.csv", write_csv(&a).as_bytes());
     let v = json(&run(&[
-        "compute", "run", "--synthetic", "n=500,d=16,seed=3,scale=1", "--copyright", "rows=50,gamma=1e-10", "--predict", &new_rows, "--json",
+        "compute",
+        "run",
+        "--synthetic",
+        "n=500,d=16,seed=3,scale=1",
+        "--copyright",
+        "rows=50,gamma=1e-10",
+        "--predict",
+        &new_rows,
+        "--json",
     ]));
     let l1 = v["figures"]["loss_protected"].as_f64().unwrap();
     assert!(l1 > 1e-7, "protected loss {l1} was not kept away from zero");

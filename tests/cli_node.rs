@@ -85,7 +85,8 @@ fn client_commands_work_and_bad_input_is_one_clear_line() {
     assert_eq!((tip["network"].as_str(), tip["height"].as_u64()), (Some("dev"), Some(0)));
     let new = cli(&n, &["wallet", "new", "--label", "me", "--json"]);
     assert!(new.status.success(), "{}", stderr(&new));
-    let addr = serde_json::from_slice::<serde_json::Value>(&new.stdout).unwrap()["address"].as_str().unwrap().to_string();
+    let addr =
+        serde_json::from_slice::<serde_json::Value>(&new.stdout).unwrap()["address"].as_str().unwrap().to_string();
     assert!(addr.starts_with("dgc1"));
     let list = String::from_utf8(cli(&n, &["wallet", "list"]).stdout).unwrap();
     assert!(list.contains(&addr) && list.contains("me"), "{list}");
@@ -107,7 +108,18 @@ fn client_commands_work_and_bad_input_is_one_clear_line() {
     let b = dir.path().join("b.csv");
     std::fs::write(&a, "1,2\n3,oops\n").unwrap();
     std::fs::write(&b, "1\n2\n").unwrap();
-    let args = ["task", "submit", "--data", a.to_str().unwrap(), "--target", b.to_str().unwrap(), "--target-score", "0.1", "--bounty", "1"];
+    let args = [
+        "task",
+        "submit",
+        "--data",
+        a.to_str().unwrap(),
+        "--target",
+        b.to_str().unwrap(),
+        "--target-score",
+        "0.1",
+        "--bounty",
+        "1",
+    ];
     fails_with(&cli(&n, &args), "a.csv");
     // Mismatched shapes.
     std::fs::write(&a, "1,2\n3,4\n5,6\n").unwrap();
@@ -127,7 +139,12 @@ fn client_commands_work_and_bad_input_is_one_clear_line() {
     let other = dir.path().join("other");
     std::fs::create_dir_all(&other).unwrap();
     std::fs::write(other.join(".cookie"), "__cookie__:0000").unwrap();
-    let wrong = command().args(["query", "tip", "--network", "dev", "--rpc", &n.rpc]).arg("--datadir").arg(&other).output().unwrap();
+    let wrong = command()
+        .args(["query", "tip", "--network", "dev", "--rpc", &n.rpc])
+        .arg("--datadir")
+        .arg(&other)
+        .output()
+        .unwrap();
     fails_with(&wrong, "refused our RPC credentials");
 
     // Usage errors exit 2.
@@ -135,7 +152,11 @@ fn client_commands_work_and_bad_input_is_one_clear_line() {
 
     // Mining over RPC, then a clean stop over RPC: exit 0 and the cookie removed.
     let m = cli(&n, &["mining", "start", "--threads", "1"]);
-    assert!(m.status.success() && String::from_utf8_lossy(&m.stdout).contains("mining with 1 threads"), "{}", stderr(&m));
+    assert!(
+        m.status.success() && String::from_utf8_lossy(&m.stdout).contains("mining with 1 threads"),
+        "{}",
+        stderr(&m)
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let t: serde_json::Value = serde_json::from_slice(&cli(&n, &["query", "tip", "--json"]).stdout).unwrap();
@@ -148,7 +169,9 @@ fn client_commands_work_and_bad_input_is_one_clear_line() {
     let mut n = n;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let cookie = gradientcoin::rpc::read_cookie(&n.datadir).unwrap();
-    let c = gradientcoin::rpc::connect(&n.rpc, &gradientcoin::rpc::Credentials::Cookie(cookie), Duration::from_secs(10)).unwrap();
+    let c =
+        gradientcoin::rpc::connect(&n.rpc, &gradientcoin::rpc::Credentials::Cookie(cookie), Duration::from_secs(10))
+            .unwrap();
     use gradientcoin::rpc::ApiClient as _;
     rt.block_on(c.api().node_stop()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);

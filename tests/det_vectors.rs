@@ -13,9 +13,9 @@
 mod common;
 
 use gradientcoin::compute::det::chol::Cholesky;
-use gradientcoin::compute::det::kernels::{self, reference, Path};
-use gradientcoin::compute::det::rng::{tags, DetRng};
-use gradientcoin::compute::det::{bits_hash, math, Mat};
+use gradientcoin::compute::det::kernels::{self, Path, reference};
+use gradientcoin::compute::det::rng::{DetRng, tags};
+use gradientcoin::compute::det::{Mat, bits_hash, math};
 use std::collections::BTreeMap;
 
 /// The seed of every input stream.
@@ -217,9 +217,8 @@ fn vectors(engine: Engine) -> BTreeMap<String, String> {
     put("math_exp_64", &grid.iter().map(|&t| math::exp(t)).collect::<Vec<_>>());
     let pos: Vec<f64> = (0..64).map(|i| (1.0 + f64::from(i) / 64.0) * 2f64.powi(i - 32)).collect();
     put("math_ln_64", &pos.iter().map(|&t| math::ln(t)).collect::<Vec<_>>());
-    let pw: Vec<f64> = (0..64)
-        .map(|i| math::pow(0.15 + f64::from(i) / 7.0, -5.0 + 10.0 * f64::from((i * 37) % 64) / 63.0))
-        .collect();
+    let pw: Vec<f64> =
+        (0..64).map(|i| math::pow(0.15 + f64::from(i) / 7.0, -5.0 + 10.0 * f64::from((i * 37) % 64) / 63.0)).collect();
     put("math_pow_64", &pw);
 
     // The first 64 outputs of DetRng, one fresh stream per conversion.
@@ -249,19 +248,12 @@ fn engines() -> Vec<Engine> {
 
 #[test]
 fn golden_vectors_match_on_every_path() {
-    let all: Vec<(Engine, BTreeMap<String, String>)> =
-        engines().into_iter().map(|e| (e, vectors(e))).collect();
+    let all: Vec<(Engine, BTreeMap<String, String>)> = engines().into_iter().map(|e| (e, vectors(e))).collect();
     let (first_engine, first) = &all[0];
     // All engines must agree with each other before anything is compared or written.
     for (e, v) in &all[1..] {
         for (name, h) in first {
-            assert_eq!(
-                v.get(name),
-                Some(h),
-                "{name}: path {} differs from {}",
-                e.name(),
-                first_engine.name()
-            );
+            assert_eq!(v.get(name), Some(h), "{name}: path {} differs from {}", e.name(), first_engine.name());
         }
     }
     // Every engine agrees; the stored file pins the common result.

@@ -9,7 +9,7 @@ use gradientcoin::compute::copyright::{Copyright, CopyrightVariant};
 use gradientcoin::compute::det::bits_hash;
 use gradientcoin::compute::nmr::Phi;
 use gradientcoin::compute::problem::{Certificate, Problem};
-use gradientcoin::compute::softmax::{uniform_reg, SoftmaxOptions, SoftmaxProblem, Synthetic};
+use gradientcoin::compute::softmax::{SoftmaxOptions, SoftmaxProblem, Synthetic, uniform_reg};
 use std::collections::BTreeMap;
 
 fn cert_bits(c: &Certificate) -> Vec<f64> {
@@ -20,7 +20,9 @@ fn cert_bits(c: &Certificate) -> Vec<f64> {
 
 fn cases() -> Vec<(String, SoftmaxProblem)> {
     let mut out = Vec::new();
-    for (name, phi) in [("softmax", Phi::Softmax), ("resnet_softmax", Phi::ResnetSoftmax), ("linear_elu", Phi::EluPlusOne)] {
+    for (name, phi) in
+        [("softmax", Phi::Softmax), ("resnet_softmax", Phi::ResnetSoftmax), ("linear_elu", Phi::EluPlusOne)]
+    {
         for (n, d) in [(300, 8), (2000, 32)] {
             let syn = Synthetic { n, d, seed: 1, scale: 0.5 };
             let (a, b, _) = syn.generate(phi).expect("synthetic data");
@@ -38,7 +40,10 @@ fn cases() -> Vec<(String, SoftmaxProblem)> {
             let (a, b, _) = syn.generate(phi).expect("synthetic data");
             let cr = Copyright { rows: syn.protected_rows(40), gamma: 1e-9, variant };
             let opts = SoftmaxOptions { w2: Some(uniform_reg(1e-4, 400)), mask: None, copyright: Some(cr) };
-            out.push((format!("{name}+copyright_{vname}/n400_d12"), SoftmaxProblem::new(phi, a, b, opts).expect("valid task")));
+            out.push((
+                format!("{name}+copyright_{vname}/n400_d12"),
+                SoftmaxProblem::new(phi, a, b, opts).expect("valid task"),
+            ));
         }
     }
     out

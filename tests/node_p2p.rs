@@ -8,11 +8,11 @@ mod net_common;
 
 use gradientcoin::chain::block::Block;
 use gradientcoin::hash::Hash256;
-use gradientcoin::net::protocol::{SyncRequest, SyncResponse, MAX_HEADERS};
 use gradientcoin::net::NetEvent;
+use gradientcoin::net::protocol::{MAX_HEADERS, SyncRequest, SyncResponse};
 use gradientcoin::node::p2p::persisted_bans;
 use gradientcoin::node::{BlockId, Handle};
-use net_common::{connect, spawn_net, spawn_node, unix_now, wait_tips, wait_until, TestNode};
+use net_common::{TestNode, connect, spawn_net, spawn_node, unix_now, wait_tips, wait_until};
 use std::time::Duration;
 
 /// Gossipsub needs a heartbeat or two after peers subscribe before its meshes carry
@@ -116,11 +116,18 @@ async fn a_late_node_fetches_a_long_chain_from_two_peers() {
 
 /// A peer that serves `source`'s chain but breaks the block at `bad_height` (a duplicated
 /// coinbase: the header still matches, the merkle root does not).
-async fn serve_tampered(source: Handle, mut events: tokio::sync::mpsc::Receiver<NetEvent>, net: gradientcoin::net::NetHandle, bad: Hash256) {
+async fn serve_tampered(
+    source: Handle,
+    mut events: tokio::sync::mpsc::Receiver<NetEvent>,
+    net: gradientcoin::net::NetHandle,
+    bad: Hash256,
+) {
     while let Some(ev) = events.recv().await {
         let NetEvent::SyncRequest { request, token, .. } = ev else { continue };
         let response = match request {
-            SyncRequest::GetHeaders { locator, stop } => SyncResponse::Headers(source.headers_after(locator, stop, MAX_HEADERS).await.unwrap()),
+            SyncRequest::GetHeaders { locator, stop } => {
+                SyncResponse::Headers(source.headers_after(locator, stop, MAX_HEADERS).await.unwrap())
+            }
             SyncRequest::GetBlocks { hashes } => {
                 let blocks: Vec<Block> = source
                     .blocks(hashes)
@@ -159,7 +166,10 @@ async fn a_peer_serving_an_invalid_block_is_banned_and_the_ban_persists() {
         victim.node.bans().await.unwrap().iter().any(|(p, until)| *p == bad_id.to_string() && *until > unix_now())
     })
     .await;
-    wait_until("the bad peer is disconnected", || async { victim.net.peers().await.unwrap().iter().all(|p| p.peer_id != bad_id) }).await;
+    wait_until("the bad peer is disconnected", || async {
+        victim.net.peers().await.unwrap().iter().all(|p| p.peer_id != bad_id)
+    })
+    .await;
     // Blocks before the bad one were good and stay.
     assert_eq!(victim.node.tip().await.unwrap().height, 6);
     assert!(persisted_bans(&victim.node).await.iter().any(|(p, _)| *p == bad_id));

@@ -5,18 +5,21 @@
 #[path = "common/net.rs"]
 mod net_common;
 
-use net_common::{connect, wait_tips, TestNode};
 use gradientcoin::chain::amount::Amount;
 use gradientcoin::chain::state::TaskStatus;
 use gradientcoin::compute::problem::Problem;
 use gradientcoin::pouw::task::{TaskData, TaskKind, TaskSpec};
 use gradientcoin::pouw::verify;
+use net_common::{TestNode, connect, wait_tips};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_submitted_at_a_is_mined_by_b_and_c_until_solved_and_its_bounty_reaches_the_solver() {
     // `RUST_LOG=gradientcoin=debug` shows the nodes' logs when this fails.
-    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let (a, b, c) = (TestNode::start(dirs[0].path()), TestNode::start(dirs[1].path()), TestNode::start(dirs[2].path()));
     connect(&b.net, &a.net).await;
@@ -57,7 +60,10 @@ async fn a_task_submitted_at_a_is_mined_by_b_and_c_until_solved_and_its_bounty_r
                 let t = n.node.task(task).await.unwrap();
                 let tip = n.node.tip().await.unwrap();
                 let m = n.node.mining_info().await.unwrap();
-                why.push_str(&format!("\n{name}: height {} score {:e} (target {:e}) {:?}; mining {m:?}", tip.height, t.best_score, t.target_score, t.status));
+                why.push_str(&format!(
+                    "\n{name}: height {} score {:e} (target {:e}) {:?}; mining {m:?}",
+                    tip.height, t.best_score, t.target_score, t.status
+                ));
             }
             panic!("the task was not solved at A within 60 s:{why}");
         }

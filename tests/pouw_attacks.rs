@@ -10,26 +10,26 @@ mod common;
 #[path = "common/net.rs"]
 mod net_common;
 
-use common::chain::{addr, grind, key, reseal_without_step, TestChain};
-use gradientcoin::chain::amount::{subsidy, Amount};
+use common::chain::{TestChain, addr, grind, key, reseal_without_step};
+use gradientcoin::chain::Network;
+use gradientcoin::chain::amount::{Amount, subsidy};
 use gradientcoin::chain::block::{Block, Header};
 use gradientcoin::chain::params::ChainParams;
 use gradientcoin::chain::pipeline::{Accepted, MemChain};
 use gradientcoin::chain::state::StateError;
 use gradientcoin::chain::tx::{Sig64, Transaction, TxIn, TxOut};
-use gradientcoin::chain::validate::{check_header_alone, BlockError};
-use gradientcoin::chain::Network;
+use gradientcoin::chain::validate::{BlockError, check_header_alone};
 use gradientcoin::compute::det;
-use gradientcoin::compute::problem::{perturb, Params, Problem, ProblemError, StepOutput, Transcript};
-use gradientcoin::hash::{sha256d_parts, Hash256};
+use gradientcoin::compute::problem::{Params, Problem, ProblemError, StepOutput, Transcript, perturb};
+use gradientcoin::hash::{Hash256, sha256d_parts};
 use gradientcoin::miner;
-use gradientcoin::net::protocol::{SyncRequest, SyncResponse, MAX_HEADERS};
 use gradientcoin::net::NetEvent;
+use gradientcoin::net::protocol::{MAX_HEADERS, SyncRequest, SyncResponse};
 use gradientcoin::node::{BlockId, Handle};
 use gradientcoin::pouw::task::{TaskData, TaskError, TaskKind, TaskSpec};
 use gradientcoin::pouw::verify::VerifyError;
 use gradientcoin::store::ProcessError;
-use net_common::{spawn_net, spawn_node, unix_now, wait_until, TestNode};
+use net_common::{TestNode, spawn_net, spawn_node, unix_now, wait_until};
 use std::sync::Arc;
 
 /// Runs `f` and returns its result with the flops the kernels counted on this thread.
@@ -79,10 +79,7 @@ fn claimed_cost_u64_max_is_rejected_before_any_step_on_every_network() {
         let mut h = p.genesis.header;
         h.prev = p.genesis_hash();
         h.work.cost = u64::MAX;
-        assert!(
-            matches!(check_header_alone(&h, &p), Err(BlockError::CostAboveCap { cost: u64::MAX, .. })),
-            "{n}"
-        );
+        assert!(matches!(check_header_alone(&h, &p), Err(BlockError::CostAboveCap { cost: u64::MAX, .. })), "{n}");
     }
     let mut tc = TestChain::new();
     tc.mine_n(2, addr(1));
@@ -104,9 +101,11 @@ fn a_cost_other_than_the_registered_one_is_rejected_before_any_step() {
         let mut b = tc.build(addr(1), vec![]);
         b.header.work.cost = claimed;
         grind(&mut b.header);
-        let (_, flops) = rejected(&mut tc, &b, |e| {
-            matches!(e, BlockError::WrongCost { claimed: c, registered: r } if *c == claimed && *r == registered)
-        });
+        let (_, flops) = rejected(
+            &mut tc,
+            &b,
+            |e| matches!(e, BlockError::WrongCost { claimed: c, registered: r } if *c == claimed && *r == registered),
+        );
         assert_eq!(flops, 0);
     }
 }
@@ -194,7 +193,9 @@ fn a_task_below_the_minimum_shape_is_rejected_by_the_block_alone() {
     let mut b = tc.build(addr(1), vec![]);
     b.txs.push(tiny);
     reseal_without_step(&mut b);
-    let (_, flops) = rejected(&mut tc, &b, |e| matches!(e, BlockError::Task { index: 1, error: TaskError::BelowMinimumShape { .. } }));
+    let (_, flops) = rejected(&mut tc, &b, |e| {
+        matches!(e, BlockError::Task { index: 1, error: TaskError::BelowMinimumShape { .. } })
+    });
     assert_eq!(flops, 0, "rejected before storage and before any step");
 }
 
@@ -210,11 +211,15 @@ fn a_step_that_changes_nothing_cannot_be_claimed_without_its_transcript() {
     // its params hash) or with an empty transcript.
     let guessed = Params(perturb(&input, &seed));
     let empty = StepOutput { params: guessed.clone(), objective: 0.0, digest: Transcript::new("softmax").finish() };
-    for claim in [guessed.hash(), empty.output_hash(), sha256d_parts(&[b"gradientcoin/step/v2", &guessed.hash().0, &[0u8; 32]])] {
+    for claim in
+        [guessed.hash(), empty.output_hash(), sha256d_parts(&[b"gradientcoin/step/v2", &guessed.hash().0, &[0u8; 32]])]
+    {
         let mut b = good.clone();
         b.header.work.output_hash = claim;
         grind(&mut b.header);
-        let (e, flops) = rejected(&mut tc, &b, |e| matches!(e, BlockError::State(StateError::Work(VerifyError::OutputMismatch { .. }))));
+        let (e, flops) = rejected(&mut tc, &b, |e| {
+            matches!(e, BlockError::State(StateError::Work(VerifyError::OutputMismatch { .. })))
+        });
         assert!(e.fault());
         assert!((step..2 * step).contains(&flops), "exactly one replay: {flops} flops, one step is {step}");
     }
@@ -235,7 +240,10 @@ fn a_witness_outside_the_iterate_box_is_invalid_without_a_replay() {
     b.header.work.input_hash = Params(outside).hash();
     grind(&mut b.header);
     let (_, flops) = rejected(&mut tc, &b, |e| {
-        matches!(e, BlockError::State(StateError::Work(VerifyError::Problem(ProblemError::OutsideBox { index: 0, .. }))))
+        matches!(
+            e,
+            BlockError::State(StateError::Work(VerifyError::Problem(ProblemError::OutsideBox { index: 0, .. })))
+        )
     });
     assert_eq!(flops, 0, "the box is checked before the certificate and the replay");
 }
@@ -248,7 +256,8 @@ fn a_block_with_a_made_up_output_hash_costs_exactly_one_replay() {
     let mut b = tc.build(addr(1), vec![]);
     b.header.work.output_hash = Hash256([0xab; 32]);
     grind(&mut b.header);
-    let (e, flops) = rejected(&mut tc, &b, |e| matches!(e, BlockError::State(StateError::Work(VerifyError::OutputMismatch { .. }))));
+    let (e, flops) =
+        rejected(&mut tc, &b, |e| matches!(e, BlockError::State(StateError::Work(VerifyError::OutputMismatch { .. }))));
     assert!(e.fault(), "the peer is to blame (and is banned: see the sync test below)");
     assert!((step..2 * step).contains(&flops), "exactly one replay: {flops} flops, one step is {step}");
     // A second copy is refused from the index at no cost.
@@ -331,11 +340,18 @@ fn headers_are_checked_before_their_work_counts() {
 }
 
 /// A peer that answers sync requests with `headers` and `blocks` (whatever they are).
-async fn serve(mut events: tokio::sync::mpsc::Receiver<NetEvent>, net: gradientcoin::net::NetHandle, headers: Vec<Header>, blocks: Vec<Block>) {
+async fn serve(
+    mut events: tokio::sync::mpsc::Receiver<NetEvent>,
+    net: gradientcoin::net::NetHandle,
+    headers: Vec<Header>,
+    blocks: Vec<Block>,
+) {
     while let Some(ev) = events.recv().await {
         let NetEvent::SyncRequest { request, token, .. } = ev else { continue };
         let response = match request {
-            SyncRequest::GetHeaders { .. } => SyncResponse::Headers(headers.iter().take(MAX_HEADERS).copied().collect()),
+            SyncRequest::GetHeaders { .. } => {
+                SyncResponse::Headers(headers.iter().take(MAX_HEADERS).copied().collect())
+            }
             SyncRequest::GetBlocks { hashes } => {
                 SyncResponse::Blocks(blocks.iter().filter(|b| hashes.contains(&b.hash())).cloned().collect())
             }
@@ -358,7 +374,10 @@ async fn victim_bans(mine: u64, headers: Vec<Header>, blocks: Vec<Block>) -> u64
         victim.node.bans().await.unwrap().iter().any(|(p, until)| *p == bad_id.to_string() && *until > unix_now())
     })
     .await;
-    wait_until("the peer is disconnected", || async { victim.net.peers().await.unwrap().iter().all(|p| p.peer_id != bad_id) }).await;
+    wait_until("the peer is disconnected", || async {
+        victim.net.peers().await.unwrap().iter().all(|p| p.peer_id != bad_id)
+    })
+    .await;
     let height = victim.node.tip().await.unwrap().height;
     server.abort();
     let _ = server.await;

@@ -2,12 +2,12 @@
 //! called through the typed client the CLI uses: every method group, the stable error
 //! codes, and cookie authentication.
 
-use gradientcoin::chain::params::ChainParams;
 use gradientcoin::chain::Network;
+use gradientcoin::chain::params::ChainParams;
 use gradientcoin::mempool::MempoolConfig;
 use gradientcoin::node::{self, NodeOptions};
 use gradientcoin::pouw::task::{TaskData, TaskKind, TaskSpec};
-use gradientcoin::rpc::{self, code, ApiClient as _, ClientError, Credentials, RpcClient, RpcContext};
+use gradientcoin::rpc::{self, ApiClient as _, ClientError, Credentials, RpcClient, RpcContext, code};
 use std::time::Duration;
 
 struct Fixture {
@@ -28,7 +28,9 @@ async fn start() -> Fixture {
     };
     let (node, _thread) = node::spawn(opts).unwrap();
     let ctx = RpcContext { node: node.clone(), net: None, network: Network::Dev, ban_secs: 60, stop: None };
-    let server = rpc::serve("127.0.0.1:0".parse().unwrap(), &datadir, Some(("alice".into(), "s3cret".into())), ctx).await.unwrap();
+    let server = rpc::serve("127.0.0.1:0".parse().unwrap(), &datadir, Some(("alice".into(), "s3cret".into())), ctx)
+        .await
+        .unwrap();
     let cookie = rpc::read_cookie(&datadir).unwrap();
     let client = rpc::connect(&server.addr.to_string(), &Credentials::Cookie(cookie), Duration::from_secs(60)).unwrap();
     Fixture { _dir: dir, datadir, server, client, node }
@@ -88,7 +90,8 @@ async fn every_method_group_answers_over_http_with_the_cookie() {
         copyright: None,
         target_score: 0.0,
     };
-    let sub = api.task_submit(rpc::TaskSubmit { spec, bounty: "2".into(), expires_in: 50, fee_rate: None }).await.unwrap();
+    let sub =
+        api.task_submit(rpc::TaskSubmit { spec, bounty: "2".into(), expires_in: 50, fee_rate: None }).await.unwrap();
     api.dev_generate(1, None).await.unwrap();
     let t = api.task_get(sub.task.clone()).await.unwrap();
     assert_eq!((t.status.as_str(), t.bounty, t.rows, t.cols), ("open", 200_000_000, Some(200), Some(4)));
@@ -122,7 +125,12 @@ async fn every_method_group_answers_over_http_with_the_cookie() {
     assert_eq!(c, code::NOT_AVAILABLE);
 
     // The configured user/password works too.
-    let other = rpc::connect(&f.server.addr.to_string(), &Credentials::UserPassword { user: "alice".into(), password: "s3cret".into() }, Duration::from_secs(10)).unwrap();
+    let other = rpc::connect(
+        &f.server.addr.to_string(),
+        &Credentials::UserPassword { user: "alice".into(), password: "s3cret".into() },
+        Duration::from_secs(10),
+    )
+    .unwrap();
     assert_eq!(other.api().chain_get_tip().await.unwrap().network, "dev");
     drop(f.node);
     f.server.stop().await;
@@ -134,8 +142,16 @@ async fn bad_params_get_stable_codes_and_clear_messages() {
     let f = start().await;
     let api = f.client.api();
     let cases: Vec<(Result<(), jsonrpsee::core::client::Error>, i32, &str)> = vec![
-        (api.wallet_send("gc1notanaddress".into(), "1".into(), None).await.map(drop), code::INVALID_PARAMS, "invalid address"),
-        (api.wallet_send(api.wallet_new_address(None).await.unwrap(), "1.5x".into(), None).await.map(drop), code::INVALID_PARAMS, "invalid amount"),
+        (
+            api.wallet_send("gc1notanaddress".into(), "1".into(), None).await.map(drop),
+            code::INVALID_PARAMS,
+            "invalid address",
+        ),
+        (
+            api.wallet_send(api.wallet_new_address(None).await.unwrap(), "1.5x".into(), None).await.map(drop),
+            code::INVALID_PARAMS,
+            "invalid amount",
+        ),
         (api.chain_get_tx("abc".into()).await.map(drop), code::INVALID_PARAMS, "invalid txid"),
         (api.chain_get_tx("00".repeat(32)).await.map(drop), code::NOT_FOUND, "not found"),
         (api.chain_get_block(serde_json::json!(99)).await.map(drop), code::NOT_FOUND, "height 99"),
@@ -165,13 +181,16 @@ async fn bad_params_get_stable_codes_and_clear_messages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_cookie_is_refused_and_an_absent_server_is_unreachable() {
     let f = start().await;
-    let bad = rpc::connect(&f.server.addr.to_string(), &Credentials::Cookie("__cookie__:00".into()), Duration::from_secs(10)).unwrap();
+    let bad =
+        rpc::connect(&f.server.addr.to_string(), &Credentials::Cookie("__cookie__:00".into()), Duration::from_secs(10))
+            .unwrap();
     let err = bad.explain(bad.api().chain_get_tip().await.unwrap_err());
     assert!(matches!(err, ClientError::Unauthorized { .. }), "{err}");
     assert!(err.to_string().contains("refused our RPC credentials"), "{err}");
     // Nothing listens on a port we just released.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let gone = rpc::connect(&format!("127.0.0.1:{port}"), &Credentials::Cookie("x".into()), Duration::from_secs(10)).unwrap();
+    let gone =
+        rpc::connect(&format!("127.0.0.1:{port}"), &Credentials::Cookie("x".into()), Duration::from_secs(10)).unwrap();
     let err = gone.explain(gone.api().chain_get_tip().await.unwrap_err());
     assert!(matches!(err, ClientError::Unreachable { .. }), "{err}");
 }

@@ -42,7 +42,12 @@ fn crash_child() {
             if cs.state().utxo(&coin).is_some() {
                 let owner = (spend_h % 5) as u8 + 1;
                 let value = cb.txs[0].outputs()[0].value.units();
-                txs.push(transfer(&params.chain_id, owner, &[coin], &[(addr(owner + 1), value / 2), (addr(owner), value / 2 - 100)]));
+                txs.push(transfer(
+                    &params.chain_id,
+                    owner,
+                    &[coin],
+                    &[(addr(owner + 1), value / 2), (addr(owner), value / 2 - 100)],
+                ));
             }
         }
         let time = cs.tip_entry().header.time + params.asert.spacing;

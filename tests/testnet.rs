@@ -40,7 +40,8 @@ fn a_three_node_testnet_converges_and_trains_the_demo_task() {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "testnet failed: {stderr}");
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
     assert_eq!(summary["converged"], true, "{summary}");
     let demo = &summary["demo"];
     let task: Hash256 = demo["task"].as_str().expect("the demo task was submitted").parse().unwrap();

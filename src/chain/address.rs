@@ -55,8 +55,7 @@ impl Address {
         let hrp = network_hrp(network);
         // 20 bytes with a 2- or 3-letter prefix are far below bech32m's length limit, the
         // only way encoding can fail.
-        bech32::encode::<Bech32m>(hrp, &self.0)
-            .expect("a 20-byte payload always fits in a bech32m string")
+        bech32::encode::<Bech32m>(hrp, &self.0).expect("a 20-byte payload always fits in a bech32m string")
     }
 
     /// Parses the text form of an address of `expected` network.
@@ -72,9 +71,7 @@ impl Address {
             return Err(AddressError::TooLong { len: s.len() });
         }
         let unchecked = UncheckedHrpstring::new(s).map_err(|e| match e {
-            UncheckedHrpstringError::Char(bech32::primitives::decode::CharError::MixedCase) => {
-                AddressError::MixedCase
-            }
+            UncheckedHrpstringError::Char(bech32::primitives::decode::CharError::MixedCase) => AddressError::MixedCase,
             other => AddressError::Syntax(other),
         })?;
         // The checksum first: with a typo the prefix and length checks below would only
@@ -90,10 +87,7 @@ impl Address {
             }
             Err(ChecksumError::InvalidLength) => {
                 return Err(AddressError::Length {
-                    chars: unchecked
-                        .data_part_ascii()
-                        .len()
-                        .saturating_sub(CHECKSUM_CHARS),
+                    chars: unchecked.data_part_ascii().len().saturating_sub(CHECKSUM_CHARS),
                 });
             }
             // CodeLength cannot happen below 90 characters; report it as too long anyway.
@@ -104,16 +98,10 @@ impl Address {
             Some(found) if found == expected => {}
             Some(found) => return Err(AddressError::WrongNetwork { found, expected }),
             None => {
-                return Err(AddressError::UnknownPrefix {
-                    prefix: hrp,
-                    expected,
-                });
+                return Err(AddressError::UnknownPrefix { prefix: hrp, expected });
             }
         }
-        let data_chars = unchecked
-            .data_part_ascii()
-            .len()
-            .saturating_sub(CHECKSUM_CHARS);
+        let data_chars = unchecked.data_part_ascii().len().saturating_sub(CHECKSUM_CHARS);
         if data_chars != DATA_CHARS {
             return Err(AddressError::Length { chars: data_chars });
         }
@@ -220,8 +208,7 @@ mod tests {
         // A fixed vector: any change to the encoding shows here.
         assert_eq!(
             Address([0u8; 20]).to_string_for(Network::Main),
-            bech32::encode::<Bech32m>(Hrp::parse("gc").expect("valid"), &[0u8; 20])
-                .expect("encodes")
+            bech32::encode::<Bech32m>(Hrp::parse("gc").expect("valid"), &[0u8; 20]).expect("encodes")
         );
     }
 
@@ -229,13 +216,7 @@ mod tests {
     fn wrong_network() {
         let s = sample().to_string_for(Network::Test);
         let e = Address::parse(&s, Network::Main).expect_err("test address on main");
-        assert_eq!(
-            e,
-            AddressError::WrongNetwork {
-                found: Network::Test,
-                expected: Network::Main
-            }
-        );
+        assert_eq!(e, AddressError::WrongNetwork { found: Network::Test, expected: Network::Main });
         assert_eq!(
             e.to_string(),
             "address is for the test network (prefix `tgc`), expected a main address (prefix `gc`)"
@@ -244,23 +225,15 @@ mod tests {
 
     #[test]
     fn unknown_prefix() {
-        let s = bech32::encode::<Bech32m>(Hrp::parse("bc").expect("valid"), &sample().0)
-            .expect("encodes");
+        let s = bech32::encode::<Bech32m>(Hrp::parse("bc").expect("valid"), &sample().0).expect("encodes");
         let e = Address::parse(&s, Network::Dev).expect_err("bitcoin prefix");
-        assert_eq!(
-            e.to_string(),
-            "address prefix `bc` belongs to no gradientcoin network, expected `dgc` (dev)"
-        );
+        assert_eq!(e.to_string(), "address prefix `bc` belongs to no gradientcoin network, expected `dgc` (dev)");
     }
 
     #[test]
     fn bech32_checksum_is_rejected() {
-        let s = bech32::encode::<Bech32>(Hrp::parse("gc").expect("valid"), &sample().0)
-            .expect("encodes");
-        assert_eq!(
-            Address::parse(&s, Network::Main),
-            Err(AddressError::Bech32NotBech32m)
-        );
+        let s = bech32::encode::<Bech32>(Hrp::parse("gc").expect("valid"), &sample().0).expect("encodes");
+        assert_eq!(Address::parse(&s, Network::Main), Err(AddressError::Bech32NotBech32m));
     }
 
     #[test]
@@ -268,10 +241,7 @@ mod tests {
         let mut s = sample().to_string_for(Network::Main).into_bytes();
         s[10] = if s[10] == b'q' { b'p' } else { b'q' };
         let s = String::from_utf8(s).expect("ascii");
-        assert_eq!(
-            Address::parse(&s, Network::Main),
-            Err(AddressError::Checksum)
-        );
+        assert_eq!(Address::parse(&s, Network::Main), Err(AddressError::Checksum));
     }
 
     #[test]
@@ -284,10 +254,7 @@ mod tests {
         }
         // Fewer characters than a checksum, or none at all.
         for short in ["gc1qqq", "gc1"] {
-            assert_eq!(
-                Address::parse(short, Network::Main),
-                Err(AddressError::Length { chars: 0 })
-            );
+            assert_eq!(Address::parse(short, Network::Main), Err(AddressError::Length { chars: 0 }));
         }
     }
 
@@ -295,20 +262,14 @@ mod tests {
     fn mixed_case_and_garbage() {
         let s = sample().to_string_for(Network::Main);
         let mixed = format!("{}{}", &s[..10].to_uppercase(), &s[10..]);
-        assert_eq!(
-            Address::parse(&mixed, Network::Main),
-            Err(AddressError::MixedCase)
-        );
+        assert_eq!(Address::parse(&mixed, Network::Main), Err(AddressError::MixedCase));
         for bad in ["", "gc", "hello world", "gc1bbbbbbbbb", "1qqqqqqqq", "gc1é"] {
             let e = Address::parse(bad, Network::Main).expect_err(bad);
             assert!(matches!(e, AddressError::Syntax(_)), "{bad:?}: {e:?}");
             assert!(!e.to_string().contains('\n'));
         }
         let long = format!("gc1{}", "q".repeat(100));
-        assert_eq!(
-            Address::parse(&long, Network::Main),
-            Err(AddressError::TooLong { len: 103 })
-        );
+        assert_eq!(Address::parse(&long, Network::Main), Err(AddressError::TooLong { len: 103 }));
     }
 
     #[test]

@@ -24,9 +24,7 @@ const ECHO_CHARS: usize = 40;
 /// Arithmetic is only through the checked methods. Shown as a GRAD decimal with all
 /// eight places, `12.34500000 GRAD`; encoded (serde, hence bincode and JSON) as the bare
 /// u64 of base units.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Amount(u64);
 
@@ -50,35 +48,24 @@ impl Amount {
 
     /// `whole` GRAD, or an error if that many base units do not fit in a u64.
     pub fn from_grad(whole: u64) -> Result<Amount, AmountError> {
-        whole
-            .checked_mul(COIN)
-            .map(Amount)
-            .ok_or(AmountError::GradOverflow { whole })
+        whole.checked_mul(COIN).map(Amount).ok_or(AmountError::GradOverflow { whole })
     }
 
     /// `self + rhs`.
     pub fn checked_add(self, rhs: Amount) -> Result<Amount, AmountError> {
-        self.0
-            .checked_add(rhs.0)
-            .map(Amount)
-            .ok_or(AmountError::AddOverflow { a: self, b: rhs })
+        self.0.checked_add(rhs.0).map(Amount).ok_or(AmountError::AddOverflow { a: self, b: rhs })
     }
 
     /// `self - rhs`; an error if `rhs > self`.
     pub fn checked_sub(self, rhs: Amount) -> Result<Amount, AmountError> {
-        self.0
-            .checked_sub(rhs.0)
-            .map(Amount)
-            .ok_or(AmountError::SubUnderflow { a: self, b: rhs })
+        self.0.checked_sub(rhs.0).map(Amount).ok_or(AmountError::SubUnderflow { a: self, b: rhs })
     }
 
     /// The sum of `amounts`; an error as soon as a partial sum overflows.
     pub fn checked_sum<I: IntoIterator<Item = Amount>>(amounts: I) -> Result<Amount, AmountError> {
         let mut total: u64 = 0;
         for (i, a) in amounts.into_iter().enumerate() {
-            total = total
-                .checked_add(a.0)
-                .ok_or(AmountError::SumOverflow { terms: i + 1 })?;
+            total = total.checked_add(a.0).ok_or(AmountError::SumOverflow { terms: i + 1 })?;
         }
         Ok(Amount(total))
     }
@@ -124,9 +111,7 @@ pub enum AmountError {
         whole: u64,
     },
     /// The total of a subsidy schedule does not fit in a u64.
-    #[error(
-        "subsidy schedule of {initial} per block halving every {interval} blocks exceeds the largest amount"
-    )]
+    #[error("subsidy schedule of {initial} per block halving every {interval} blocks exceeds the largest amount")]
     SupplyOverflow {
         /// Initial subsidy.
         initial: Amount,
@@ -181,11 +166,7 @@ impl FromStr for Amount {
     fn from_str(s: &str) -> Result<Amount, AmountError> {
         let number = s.strip_suffix(" GRAD").unwrap_or(s);
         if number.is_empty() {
-            return Err(if s.is_empty() {
-                AmountError::Empty
-            } else {
-                AmountError::Malformed { input: echo(s) }
-            });
+            return Err(if s.is_empty() { AmountError::Empty } else { AmountError::Malformed { input: echo(s) } });
         }
         if number.starts_with('-') {
             return Err(AmountError::Negative { input: echo(s) });
@@ -199,10 +180,7 @@ impl FromStr for Amount {
             return Err(AmountError::Malformed { input: echo(s) });
         }
         if frac.len() > DECIMALS {
-            return Err(AmountError::TooManyDecimals {
-                input: echo(s),
-                places: frac.len(),
-            });
+            return Err(AmountError::TooManyDecimals { input: echo(s), places: frac.len() });
         }
         let too_large = || AmountError::TooLarge { input: echo(s) };
         // Only digits are left, so a parse failure here can only be an overflow.
@@ -213,11 +191,7 @@ impl FromStr for Amount {
             let d = frac.as_bytes().get(i).map_or(0, |b| u64::from(b - b'0'));
             frac_units = frac_units * 10 + d;
         }
-        whole
-            .checked_mul(COIN)
-            .and_then(|w| w.checked_add(frac_units))
-            .map(Amount)
-            .ok_or_else(too_large)
+        whole.checked_mul(COIN).and_then(|w| w.checked_add(frac_units)).map(Amount).ok_or_else(too_large)
     }
 }
 
@@ -246,15 +220,10 @@ pub fn subsidy(height: u64, initial: Amount, halving_interval: u64) -> Amount {
 /// money supply (DESIGN.md §2). Bitcoin's 50 BTC halving every 210000 blocks gives
 /// 20999999.97690000. An error if the total does not fit in a u64.
 pub fn max_supply(initial: Amount, halving_interval: u64) -> Result<Amount, AmountError> {
-    let overflow = AmountError::SupplyOverflow {
-        initial,
-        interval: halving_interval,
-    };
+    let overflow = AmountError::SupplyOverflow { initial, interval: halving_interval };
     let mut total: u64 = 0;
     for i in 0..64 {
-        let era = (initial.0 >> i)
-            .checked_mul(halving_interval)
-            .ok_or_else(|| overflow.clone())?;
+        let era = (initial.0 >> i).checked_mul(halving_interval).ok_or_else(|| overflow.clone())?;
         total = total.checked_add(era).ok_or_else(|| overflow.clone())?;
     }
     Ok(Amount(total))
@@ -271,10 +240,7 @@ mod tests {
 
     #[test]
     fn display() {
-        assert_eq!(
-            Amount::from_units(1_234_500_000).to_string(),
-            "12.34500000 GRAD"
-        );
+        assert_eq!(Amount::from_units(1_234_500_000).to_string(), "12.34500000 GRAD");
         assert_eq!(Amount::ZERO.to_string(), "0.00000000 GRAD");
         assert_eq!(Amount::from_units(1).to_string(), "0.00000001 GRAD");
         assert_eq!(Amount::MAX.to_string(), "184467440737.09551615 GRAD");
@@ -299,30 +265,17 @@ mod tests {
         assert_eq!(err(""), Empty);
         assert!(matches!(err("-1"), Negative { .. }));
         assert!(matches!(err("-0.5 GRAD"), Negative { .. }));
-        assert_eq!(
-            err("1.123456789"),
-            TooManyDecimals {
-                input: "1.123456789".into(),
-                places: 9
-            }
-        );
+        assert_eq!(err("1.123456789"), TooManyDecimals { input: "1.123456789".into(), places: 9 });
         assert!(matches!(err("184467440737.09551616"), TooLarge { .. }));
         assert!(matches!(err("99999999999999999999999"), TooLarge { .. }));
         for bad in [
-            " GRAD", "GRAD", "+1", ".5", "5.", "1.2.3", "1e8", "1_000", " 1", "1 ", "1,5",
-            "1 grad", "1GRAD", "1  GRAD", "0x10", "١", "1.-5", "1..",
+            " GRAD", "GRAD", "+1", ".5", "5.", "1.2.3", "1e8", "1_000", " 1", "1 ", "1,5", "1 grad", "1GRAD",
+            "1  GRAD", "0x10", "١", "1.-5", "1..",
         ] {
-            assert!(
-                matches!(err(bad), Malformed { .. }),
-                "{bad:?} -> {:?}",
-                err(bad)
-            );
+            assert!(matches!(err(bad), Malformed { .. }), "{bad:?} -> {:?}", err(bad));
         }
         // Messages are one line, lower case, and repeat (a bounded part of) the input.
-        assert_eq!(
-            err("1.123456789").to_string(),
-            "amount `1.123456789` has 9 decimal places, at most 8 allowed"
-        );
+        assert_eq!(err("1.123456789").to_string(), "amount `1.123456789` has 9 decimal places, at most 8 allowed");
         let long = "9".repeat(1000);
         assert!(err(&long).to_string().len() < 120);
     }
@@ -333,26 +286,14 @@ mod tests {
         assert_eq!(one.checked_add(one), Ok(Amount::from_units(2 * COIN)));
         assert_eq!(
             Amount::MAX.checked_add(Amount::from_units(1)),
-            Err(AmountError::AddOverflow {
-                a: Amount::MAX,
-                b: Amount::from_units(1)
-            })
+            Err(AmountError::AddOverflow { a: Amount::MAX, b: Amount::from_units(1) })
         );
         assert_eq!(one.checked_sub(one), Ok(Amount::ZERO));
         let e = Amount::ZERO.checked_sub(one).expect_err("negative");
-        assert_eq!(
-            e.to_string(),
-            "amount underflow: 0.00000000 GRAD - 1.00000000 GRAD is negative"
-        );
-        assert_eq!(
-            Amount::checked_sum([one, one, one]),
-            Ok(Amount::from_units(3 * COIN))
-        );
+        assert_eq!(e.to_string(), "amount underflow: 0.00000000 GRAD - 1.00000000 GRAD is negative");
+        assert_eq!(Amount::checked_sum([one, one, one]), Ok(Amount::from_units(3 * COIN)));
         assert_eq!(Amount::checked_sum([]), Ok(Amount::ZERO));
-        assert_eq!(
-            Amount::checked_sum([one, Amount::MAX, one]),
-            Err(AmountError::SumOverflow { terms: 2 })
-        );
+        assert_eq!(Amount::checked_sum([one, Amount::MAX, one]), Err(AmountError::SumOverflow { terms: 2 }));
         assert_eq!(Amount::from_grad(21), Ok(Amount::from_units(2_100_000_000)));
         assert!(Amount::from_grad(u64::MAX / COIN + 1).is_err());
     }
@@ -362,14 +303,8 @@ mod tests {
         let fifty = Amount::from_units(50 * COIN);
         assert_eq!(subsidy(0, fifty, 210_000), fifty);
         assert_eq!(subsidy(209_999, fifty, 210_000), fifty);
-        assert_eq!(
-            subsidy(210_000, fifty, 210_000),
-            Amount::from_units(25 * COIN)
-        );
-        assert_eq!(
-            subsidy(840_000, fifty, 210_000),
-            Amount::from_units(312_500_000)
-        );
+        assert_eq!(subsidy(210_000, fifty, 210_000), Amount::from_units(25 * COIN));
+        assert_eq!(subsidy(840_000, fifty, 210_000), Amount::from_units(312_500_000));
         // 50 BTC reaches 0 after 33 halvings; the shift saturates at 64 and beyond.
         assert_eq!(subsidy(33 * 210_000, fifty, 210_000), Amount::ZERO);
         assert_eq!(subsidy(63, Amount::MAX, 1), Amount::from_units(1));
@@ -381,15 +316,9 @@ mod tests {
     #[test]
     fn supply() {
         let fifty = Amount::from_units(50 * COIN);
-        assert_eq!(
-            max_supply(fifty, 210_000),
-            Ok(Amount::from_units(2_099_999_997_690_000))
-        );
+        assert_eq!(max_supply(fifty, 210_000), Ok(Amount::from_units(2_099_999_997_690_000)));
         assert_eq!(max_supply(fifty, 0), Ok(Amount::ZERO));
-        assert!(matches!(
-            max_supply(Amount::MAX, 2),
-            Err(AmountError::SupplyOverflow { .. })
-        ));
+        assert!(matches!(max_supply(Amount::MAX, 2), Err(AmountError::SupplyOverflow { .. })));
     }
 
     proptest! {

@@ -7,7 +7,7 @@ use crate::chain::encode;
 use crate::chain::target::U256;
 use crate::chain::tx::Transaction;
 use crate::compute::problem::Params;
-use crate::hash::{merkle_branch, merkle_root, sha256d, Hash256, MerkleBranch};
+use crate::hash::{Hash256, MerkleBranch, merkle_branch, merkle_root, sha256d};
 use crate::pouw::ticket;
 use serde::{Deserialize, Serialize};
 
@@ -125,7 +125,12 @@ mod tests {
             merkle_root: Hash256([2; 32]),
             time: 1_700_000_000,
             bits: 0x207f_ffff,
-            work: WorkClaim { task_id: Hash256([3; 32]), input_hash: Hash256([4; 32]), cost: 9, output_hash: Hash256([5; 32]) },
+            work: WorkClaim {
+                task_id: Hash256([3; 32]),
+                input_hash: Hash256([4; 32]),
+                cost: 9,
+                output_hash: Hash256([5; 32]),
+            },
             nonce: 0,
         }
     }

@@ -6,9 +6,9 @@
 //! pre-allocates more than the input can hold, and rejects trailing bytes, so every
 //! object has exactly one encoding.
 
-use bincode::config::{Configuration, Fixint, LittleEndian, Limit};
-use serde::de::DeserializeOwned;
+use bincode::config::{Configuration, Fixint, Limit, LittleEndian};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// Hard ceiling on any decoded object (above the largest block limit of any network).
 pub const MAX_OBJECT_BYTES: usize = 32 * 1024 * 1024;
@@ -20,10 +20,7 @@ type Config = Configuration<LittleEndian, Fixint, Limit<MAX_OBJECT_BYTES>>;
 /// # Consensus
 /// Changing it changes every hash on the chain.
 pub const fn config() -> Config {
-    bincode::config::standard()
-        .with_little_endian()
-        .with_fixed_int_encoding()
-        .with_limit::<MAX_OBJECT_BYTES>()
+    bincode::config::standard().with_little_endian().with_fixed_int_encoding().with_limit::<MAX_OBJECT_BYTES>()
 }
 
 /// Why bytes do not decode to an object.

@@ -5,7 +5,7 @@
 
 use crate::chain::block::Header;
 use crate::chain::params::MTP_WINDOW;
-use crate::chain::target::{chainwork, target_from_bits, U256};
+use crate::chain::target::{U256, chainwork, target_from_bits};
 use crate::chain::validate::ParentContext;
 use crate::hash::Hash256;
 use serde::{Deserialize, Serialize};
@@ -82,7 +82,13 @@ impl BlockIndex {
     pub fn new(genesis: &Header) -> BlockIndex {
         let hash = genesis.hash();
         let target = target_from_bits(genesis.bits).unwrap_or(U256::MAX);
-        let entry = IndexEntry { header: *genesis, height: 0, chainwork: chainwork(target).to_be_bytes(), status: BlockStatus::Valid, seq: 0 };
+        let entry = IndexEntry {
+            header: *genesis,
+            height: 0,
+            chainwork: chainwork(target).to_be_bytes(),
+            status: BlockStatus::Valid,
+            seq: 0,
+        };
         BlockIndex { entries: HashMap::from([(hash, entry)]), genesis: hash, next_seq: 1 }
     }
 
@@ -131,8 +137,15 @@ impl BlockIndex {
         let parent = self.entries.get(&header.prev).ok_or(IndexError::UnknownParent(header.prev))?;
         let target = target_from_bits(header.bits).map_err(|_| IndexError::BadBits(header.bits))?;
         let work = parent.work().saturating_add(chainwork(target));
-        let status = if parent.status == BlockStatus::Invalid { BlockStatus::Invalid } else { BlockStatus::Unconnected };
-        let entry = IndexEntry { header: *header, height: parent.height + 1, chainwork: work.to_be_bytes(), status, seq: self.next_seq };
+        let status =
+            if parent.status == BlockStatus::Invalid { BlockStatus::Invalid } else { BlockStatus::Unconnected };
+        let entry = IndexEntry {
+            header: *header,
+            height: parent.height + 1,
+            chainwork: work.to_be_bytes(),
+            status,
+            seq: self.next_seq,
+        };
         self.next_seq += 1;
         self.entries.insert(hash, entry);
         Ok(&self.entries[&hash])

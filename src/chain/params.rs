@@ -3,14 +3,14 @@
 //!
 //! Built once and passed by reference; nothing here is global.
 
+use crate::chain::Network;
 use crate::chain::amount::Amount;
 use crate::chain::block::{Block, Header, WorkClaim, WorkWitness};
 use crate::chain::encode;
-use crate::chain::target::{target_from_bits, Anchor, AsertParams, U256};
+use crate::chain::target::{Anchor, AsertParams, U256, target_from_bits};
 use crate::chain::tx::{Transaction, TxLimits};
-use crate::chain::Network;
 use crate::compute::problem::{Params, Problem};
-use crate::hash::{merkle_root, sha256d_parts, Hash256};
+use crate::hash::{Hash256, merkle_root, sha256d_parts};
 use crate::pouw::task::{TaskData, TaskKind, TaskLimits, TaskSpec};
 
 /// Domain separator of the public task's id.

@@ -26,10 +26,10 @@ use crate::chain::block::{Block, Header};
 use crate::chain::forkchoice::{BlockIndex, BlockStatus, IndexEntry, TipChange};
 use crate::chain::params::{ChainParams, MTP_WINDOW};
 use crate::chain::state::{Delta, State, TaskSpecs, TaskStates, Undo, Utxos};
-use crate::chain::target::{chainwork, U256};
+use crate::chain::target::{U256, chainwork};
 use crate::chain::tx::Transaction;
 use crate::chain::validate::{
-    check_block_body, check_header_alone, check_header_context, check_pow, BlockError, ParentContext,
+    BlockError, ParentContext, check_block_body, check_header_alone, check_header_context, check_pow,
 };
 use crate::hash::Hash256;
 use std::collections::HashMap;
@@ -44,7 +44,13 @@ pub trait BlockStore {
     fn genesis(&self) -> Result<Option<Hash256>, Self::Error>;
     /// Writes a fresh chain: genesis block, its entry, main[0], the genesis tasks, the cost
     /// table's first entries, the tip.
-    fn init_genesis(&self, genesis: &Block, entry: &IndexEntry, delta: &Delta, costs: &[(Hash256, u64)]) -> Result<(), Self::Error>;
+    fn init_genesis(
+        &self,
+        genesis: &Block,
+        entry: &IndexEntry,
+        delta: &Delta,
+        costs: &[(Hash256, u64)],
+    ) -> Result<(), Self::Error>;
     /// Every index entry.
     fn load_index(&self) -> Result<HashMap<Hash256, IndexEntry>, Self::Error>;
     /// The UTXO set, task registry and specs at the tip.
@@ -67,7 +73,15 @@ pub trait BlockStore {
     /// Connects block `h` at `height`: the delta, the undo record, the entry, main[height],
     /// the tip and the transaction index, atomically.
     #[allow(clippy::too_many_arguments)]
-    fn connect(&self, h: &Hash256, height: u64, entry: &IndexEntry, undo: &Undo, delta: &Delta, txids: &[Hash256]) -> Result<(), Self::Error>;
+    fn connect(
+        &self,
+        h: &Hash256,
+        height: u64,
+        entry: &IndexEntry,
+        undo: &Undo,
+        delta: &Delta,
+        txids: &[Hash256],
+    ) -> Result<(), Self::Error>;
     /// Disconnects the tip at `height` back to `parent`, restoring `undo`, atomically.
     fn disconnect(&self, height: u64, parent: &Hash256, undo: &Undo) -> Result<(), Self::Error>;
 }
@@ -173,8 +187,12 @@ impl<S: BlockStore> Chain<S> {
         let (utxos, tasks, specs) = store.load_state().map_err(ProcessError::Store)?;
         let state = State::from_parts(utxos, tasks, specs);
         let costs = store.load_costs().map_err(ProcessError::Store)?;
-        let tip = store.tip().map_err(ProcessError::Store)?.ok_or_else(|| ProcessError::Inconsistent("no tip recorded".into()))?;
-        let tip_entry = index.get(&tip).ok_or_else(|| ProcessError::Inconsistent(format!("tip {tip} is not in the index")))?;
+        let tip = store
+            .tip()
+            .map_err(ProcessError::Store)?
+            .ok_or_else(|| ProcessError::Inconsistent("no tip recorded".into()))?;
+        let tip_entry =
+            index.get(&tip).ok_or_else(|| ProcessError::Inconsistent(format!("tip {tip} is not in the index")))?;
         if tip_entry.status != BlockStatus::Valid {
             return Err(ProcessError::Inconsistent(format!("tip {tip} is not marked valid")));
         }
@@ -381,7 +399,8 @@ impl<S: BlockStore> Chain<S> {
     }
 
     fn connect_block(&mut self, h: &Hash256) -> PResult<(), S> {
-        let block = self.block(h)?.ok_or_else(|| ProcessError::Inconsistent(format!("block {h} is indexed but not stored")))?;
+        let block =
+            self.block(h)?.ok_or_else(|| ProcessError::Inconsistent(format!("block {h} is indexed but not stored")))?;
         let entry = self.index.get(h).expect("connect path is indexed").clone();
         let (undo, delta) = self.state.connect(&block, entry.height, &self.params).map_err(BlockError::from)?;
         let mut valid = entry;
@@ -399,7 +418,11 @@ impl<S: BlockStore> Chain<S> {
     fn disconnect_tip(&mut self, h: &Hash256) -> PResult<(), S> {
         debug_assert_eq!(*h, self.tip);
         let entry = self.index.get(h).expect("tip is indexed").clone();
-        let undo = self.store.undo(h).map_err(ProcessError::Store)?.ok_or_else(|| ProcessError::Inconsistent(format!("no undo record for {h}")))?;
+        let undo = self
+            .store
+            .undo(h)
+            .map_err(ProcessError::Store)?
+            .ok_or_else(|| ProcessError::Inconsistent(format!("no undo record for {h}")))?;
         self.store.disconnect(entry.height, &entry.header.prev, &undo).map_err(ProcessError::Store)?;
         self.state.disconnect(&undo);
         self.tip = entry.header.prev;
@@ -441,7 +464,13 @@ impl BlockStore for MemStore {
         self.with(|m| m.genesis)
     }
 
-    fn init_genesis(&self, genesis: &Block, entry: &IndexEntry, delta: &Delta, costs: &[(Hash256, u64)]) -> Result<(), Self::Error> {
+    fn init_genesis(
+        &self,
+        genesis: &Block,
+        entry: &IndexEntry,
+        delta: &Delta,
+        costs: &[(Hash256, u64)],
+    ) -> Result<(), Self::Error> {
         self.with(|m| {
             let h = genesis.hash();
             m.blocks.insert(h, genesis.clone());
@@ -496,7 +525,15 @@ impl BlockStore for MemStore {
         self.with(|m| m.undo.get(h).cloned())
     }
 
-    fn connect(&self, h: &Hash256, height: u64, entry: &IndexEntry, undo: &Undo, delta: &Delta, _txids: &[Hash256]) -> Result<(), Self::Error> {
+    fn connect(
+        &self,
+        h: &Hash256,
+        height: u64,
+        entry: &IndexEntry,
+        undo: &Undo,
+        delta: &Delta,
+        _txids: &[Hash256],
+    ) -> Result<(), Self::Error> {
         self.with(|m| {
             for o in &delta.spent {
                 m.utxos.remove(o);

@@ -14,7 +14,7 @@
 //! other transaction in order; (4) the coinbase pays at most subsidy + fees + bounty earned.
 
 use crate::chain::address::Address;
-use crate::chain::amount::{subsidy, Amount, AmountError};
+use crate::chain::amount::{Amount, AmountError, subsidy};
 use crate::chain::block::Block;
 use crate::chain::params::ChainParams;
 use crate::chain::tx::{OutPoint, Transaction, TxOut};
@@ -130,7 +130,7 @@ pub enum StateError {
         expired_at: u64,
     },
     /// Header cost differs from the task's step cost.
-    #[error("work claim cost {claimed} WU, the task's step costs {actual} WU")]
+    #[error("work claim cost {claimed} mWU, the task's step costs {actual} mWU")]
     WrongCost {
         /// Claimed.
         claimed: u64,
@@ -178,7 +178,9 @@ pub enum StateError {
         index: usize,
     },
     /// A coinbase or bounty output spent before maturity.
-    #[error("transaction {tx}: input {index} spends an output of height {created} before maturity ({maturity} blocks) at height {height}")]
+    #[error(
+        "transaction {tx}: input {index} spends an output of height {created} before maturity ({maturity} blocks) at height {height}"
+    )]
     ImmatureSpend {
         /// Spending txid.
         tx: Hash256,
@@ -499,7 +501,11 @@ impl State {
         }
         let txid = block.txs[0].txid();
         for (vout, out) in outputs.iter().enumerate() {
-            self.add_output(undo, OutPoint { txid, vout: vout as u32 }, UtxoEntry { output: *out, height, maturing: true });
+            self.add_output(
+                undo,
+                OutPoint { txid, vout: vout as u32 },
+                UtxoEntry { output: *out, height, maturing: true },
+            );
         }
         Ok(())
     }
@@ -587,7 +593,11 @@ impl State {
             return Err(StateError::Overspend { tx: txid, inputs, outputs: spent_out });
         }
         for (vout, out) in tx.outputs().iter().enumerate() {
-            self.add_output(undo, OutPoint { txid, vout: vout as u32 }, UtxoEntry { output: *out, height, maturing: false });
+            self.add_output(
+                undo,
+                OutPoint { txid, vout: vout as u32 },
+                UtxoEntry { output: *out, height, maturing: false },
+            );
         }
         match tx {
             Transaction::SubmitTask { inputs: ins, spec, bounty, expires_at_height, .. } => {
@@ -646,7 +656,11 @@ impl State {
                 t.bounty = Amount::ZERO;
                 t.status = TaskStatus::Reclaimed { height };
                 let o = OutPoint { txid, vout: 0 };
-                self.add_output(undo, o, UtxoEntry { output: TxOut { value: payout, address: creator }, height, maturing: false });
+                self.add_output(
+                    undo,
+                    o,
+                    UtxoEntry { output: TxOut { value: payout, address: creator }, height, maturing: false },
+                );
             }
             Transaction::Transfer { .. } | Transaction::Coinbase { .. } => {}
         }
@@ -709,4 +723,3 @@ impl State {
         }
     }
 }
-

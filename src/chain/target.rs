@@ -119,9 +119,7 @@ impl U256 {
 
     /// `self * rhs`, or `None` if the product does not fit in 256 bits.
     pub fn checked_mul_u64(self, rhs: u64) -> Option<U256> {
-        self.0
-            .checked_mul(Inner::from_limbs([rhs, 0, 0, 0]))
-            .map(U256)
+        self.0.checked_mul(Inner::from_limbs([rhs, 0, 0, 0])).map(U256)
     }
 
     /// `self * rhs`, or [`U256::MAX`] if the product does not fit. The proof-of-work
@@ -331,11 +329,7 @@ impl Anchor {
     /// The anchor every network uses (DESIGN.md §6): block 1, at the max target, measured
     /// from the genesis block's time.
     pub const fn block_one(params: &AsertParams, genesis_time: u64) -> Anchor {
-        Anchor {
-            height: 1,
-            target: params.max_target,
-            parent_time: genesis_time,
-        }
+        Anchor { height: 1, target: params.max_target, parent_time: genesis_time }
     }
 }
 
@@ -457,19 +451,11 @@ mod tests {
 
     /// Params with a max target far above the anchor, so both directions can move.
     fn loose(spacing: u64, halflife: u64) -> AsertParams {
-        AsertParams {
-            spacing,
-            halflife,
-            max_target: U256::MAX,
-        }
+        AsertParams { spacing, halflife, max_target: U256::MAX }
     }
 
     fn anchor(target: U256) -> Anchor {
-        Anchor {
-            height: 1,
-            target,
-            parent_time: T0,
-        }
+        Anchor { height: 1, target, parent_time: T0 }
     }
 
     #[test]
@@ -489,11 +475,7 @@ mod tests {
             0x0380_0000,
             0x0480_0000,
         ] {
-            assert_eq!(
-                target_from_bits(bits),
-                Err(TargetError::Zero { bits }),
-                "{bits:#x}"
-            );
+            assert_eq!(target_from_bits(bits), Err(TargetError::Zero { bits }), "{bits:#x}");
         }
         let ok = [
             (0x0112_3456, "12", 0x0112_0000),
@@ -501,16 +483,8 @@ mod tests {
             (0x0312_3456, "123456", 0x0312_3456),
             (0x0412_3456, "12345600", 0x0412_3456),
             (0x0500_9234, "92340000", 0x0500_9234),
-            (
-                0x2012_3456,
-                "1234560000000000000000000000000000000000000000000000000000000000",
-                0x2012_3456,
-            ),
-            (
-                0x1d00_ffff,
-                "00000000ffff0000000000000000000000000000000000000000000000000000",
-                0x1d00_ffff,
-            ),
+            (0x2012_3456, "1234560000000000000000000000000000000000000000000000000000000000", 0x2012_3456),
+            (0x1d00_ffff, "00000000ffff0000000000000000000000000000000000000000000000000000", 0x1d00_ffff),
         ];
         for (bits, value, canonical) in ok {
             let t = target_from_bits(bits).expect("valid vector");
@@ -521,11 +495,7 @@ mod tests {
             assert_eq!(target_from_bits(bits), Err(TargetError::Negative { bits }));
         }
         for bits in [0xff12_3456, 0x2301_0000, 0x2201_0000, 0x2101_0000_u32] {
-            assert_eq!(
-                target_from_bits(bits),
-                Err(TargetError::Overflow { bits }),
-                "{bits:#x}"
-            );
+            assert_eq!(target_from_bits(bits), Err(TargetError::Overflow { bits }), "{bits:#x}");
         }
         // The largest sizes that still fit: 34 bytes with one byte of mantissa, 33 with two.
         assert_eq!(target_from_bits(0x2200_00ff).map(|t| t.bit_len()), Ok(256));
@@ -539,15 +509,9 @@ mod tests {
     #[test]
     fn error_messages_carry_the_data() {
         let e = target_from_bits(0x0492_3456).expect_err("negative");
-        assert_eq!(
-            e.to_string(),
-            "compact bits 0x04923456 encode a negative number"
-        );
+        assert_eq!(e.to_string(), "compact bits 0x04923456 encode a negative number");
         let e = "12".parse::<U256>().expect_err("short");
-        assert_eq!(
-            e.to_string(),
-            "a 256-bit number is 64 hex digits, got 2 characters"
-        );
+        assert_eq!(e.to_string(), "a 256-bit number is 64 hex digits, got 2 characters");
     }
 
     #[test]
@@ -572,11 +536,7 @@ mod tests {
         let half = U256(Inner::MAX >> 1usize);
         assert_eq!(U256::ONE.checked_mul_u64(5), Some(u(5)));
         assert!(half.checked_mul_u64(2).is_some());
-        assert_eq!(
-            half.checked_add(U256::ONE)
-                .and_then(|x| x.checked_mul_u64(2)),
-            None
-        );
+        assert_eq!(half.checked_add(U256::ONE).and_then(|x| x.checked_mul_u64(2)), None);
         assert_eq!(U256::MAX.saturating_mul_u64(2), U256::MAX);
         assert_eq!(U256::MAX.saturating_add(U256::ONE), U256::MAX);
         assert_eq!(U256::MAX.checked_add(U256::ONE), None);
@@ -591,10 +551,7 @@ mod tests {
         let genesis = target_from_bits(0x1d00_ffff).expect("valid");
         assert_eq!(chainwork(genesis), u(0x1_0001_0001));
         assert_eq!(chainwork(U256::MAX), U256::ONE);
-        assert_eq!(
-            chainwork(U256::MAX.checked_sub(U256::ONE).expect("no underflow")),
-            U256::ONE
-        );
+        assert_eq!(chainwork(U256::MAX.checked_sub(U256::ONE).expect("no underflow")), U256::ONE);
         // floor(2^256 / 2) = 2^255.
         let mut two255 = [0u8; 32];
         two255[0] = 0x80;
@@ -629,11 +586,7 @@ mod tests {
         for parent_height in [0, 1, 2, 100, 1_000_000] {
             let on_time = T0 + MAIN_SPACING * (parent_height + 1 - a.height);
             // exponent 0: factor 65536, t = target * 65536 >> 16 = target exactly.
-            assert_eq!(
-                next_target(&a, parent_height, on_time, &p),
-                target,
-                "{parent_height}"
-            );
+            assert_eq!(next_target(&a, parent_height, on_time, &p), target, "{parent_height}");
         }
     }
 
@@ -649,10 +602,7 @@ mod tests {
         assert_eq!(late, target.checked_add(target).expect("small"));
         // exponent -65536: shifts -1, frac 0, so exactly floor(target / 2).
         let early = next_target(&a, h, on_time - MAIN_HALFLIFE, &p);
-        assert_eq!(
-            early,
-            hex("000000007fff8000000000000000000000000000000000000000000000000000")
-        );
+        assert_eq!(early, hex("000000007fff8000000000000000000000000000000000000000000000000000"));
         // Half a halflife late: target * 92674 >> 16 (the cubic's 2^0.5).
         let half = next_target(&a, h, on_time + MAIN_HALFLIFE / 2, &p);
         let expected = U256((target.0 * Inner::from(92_674u64)) >> 16);
@@ -662,11 +612,7 @@ mod tests {
     #[test]
     fn asert_clamps_and_floors() {
         let max = target_from_bits(0x1d00_ffff).expect("valid");
-        let p = AsertParams {
-            spacing: MAIN_SPACING,
-            halflife: MAIN_HALFLIFE,
-            max_target: max,
-        };
+        let p = AsertParams { spacing: MAIN_SPACING, halflife: MAIN_HALFLIFE, max_target: max };
         let a = Anchor::block_one(&p, T0);
         // Block 1 (parent = genesis at the anchor's parent time) is at the max target.
         assert_eq!(next_target(&a, 0, T0, &p), max);
@@ -679,22 +625,10 @@ mod tests {
         assert_eq!(next_target(&a, u64::MAX, 0, &p), U256::ONE);
         assert_eq!(next_target(&a, 1_000_000, T0, &p), U256::ONE);
         // Extreme parameters do not panic and give the limits.
-        let extreme = AsertParams {
-            spacing: u64::MAX,
-            halflife: u64::MAX,
-            max_target: U256::MAX,
-        };
-        let a = Anchor {
-            height: 0,
-            target: U256::MAX,
-            parent_time: u64::MAX,
-        };
+        let extreme = AsertParams { spacing: u64::MAX, halflife: u64::MAX, max_target: U256::MAX };
+        let a = Anchor { height: 0, target: U256::MAX, parent_time: u64::MAX };
         assert_eq!(next_target(&a, u64::MAX, 0, &extreme), U256::ONE);
-        let a = Anchor {
-            height: u64::MAX,
-            target: U256::MAX,
-            parent_time: 0,
-        };
+        let a = Anchor { height: u64::MAX, target: U256::MAX, parent_time: 0 };
         assert_eq!(next_target(&a, 0, u64::MAX, &extreme), U256::MAX);
     }
 
@@ -703,19 +637,11 @@ mod tests {
         // Found by the Python vectors: 255 halflives late shifts the 248-bit product left
         // by 239 bits, past several whole limbs (ruint's checked_shl misses that).
         let max = target_from_bits(0x1e00_ffff).expect("valid");
-        let p = AsertParams {
-            spacing: MAIN_SPACING,
-            halflife: MAIN_HALFLIFE,
-            max_target: max,
-        };
+        let p = AsertParams { spacing: MAIN_SPACING, halflife: MAIN_HALFLIFE, max_target: max };
         let a = Anchor::block_one(&p, T0);
         assert_eq!(next_target(&a, 0, T0 + 255 * MAIN_HALFLIFE, &p), max);
         for late in 1..300 {
-            assert_eq!(
-                next_target(&a, 0, T0 + late * MAIN_HALFLIFE, &p),
-                max,
-                "{late}"
-            );
+            assert_eq!(next_target(&a, 0, T0 + late * MAIN_HALFLIFE, &p), max, "{late}");
         }
         assert_eq!(shl_within_256(Wide::ONE, 255), Some(Wide::ONE << 255usize));
         assert_eq!(shl_within_256(Wide::ONE, 256), None);
@@ -741,11 +667,7 @@ mod tests {
         // The dev network's max (0x207fffff) is about 2^255: target * factor needs more
         // than 256 bits, and a result just below 2^256 is still exact before clamping.
         let max = target_from_bits(0x207f_ffff).expect("valid");
-        let p = AsertParams {
-            spacing: 1,
-            halflife: 60,
-            max_target: U256::MAX,
-        };
+        let p = AsertParams { spacing: 1, halflife: 60, max_target: U256::MAX };
         let a = anchor(max);
         let on_time = T0 + 1;
         assert_eq!(next_target(&a, 1, on_time, &p), max);

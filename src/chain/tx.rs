@@ -14,7 +14,7 @@ use crate::chain::address::Address;
 use crate::chain::amount::{Amount, AmountError};
 use crate::chain::encode;
 use crate::compute::problem::Certificate;
-use crate::hash::{sha256d, sha256d_parts, Hash256};
+use crate::hash::{Hash256, sha256d, sha256d_parts};
 use crate::pouw::task::TaskSpec;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};

@@ -7,10 +7,10 @@
 use crate::chain::block::{Block, Header};
 use crate::chain::params::ChainParams;
 use crate::chain::state::StateError;
-use crate::chain::target::{next_target, target_from_bits, TargetError, U256};
+use crate::chain::target::{TargetError, U256, next_target, target_from_bits};
 use crate::chain::tx::{Transaction, TxError};
 use crate::compute::problem::Params;
-use crate::hash::{merkle_root, Hash256};
+use crate::hash::{Hash256, merkle_root};
 use crate::pouw::task::TaskError;
 use std::collections::HashSet;
 
@@ -370,7 +370,12 @@ pub fn required_bits(parent: &ParentContext, params: &ChainParams) -> u32 {
 
 /// Checks a header against its parent: ASERT bits, time after the median time past, and
 /// not too far ahead of `now` (that one is transient: the block is retried later).
-pub fn check_header_context(header: &Header, parent: &ParentContext, now: u64, params: &ChainParams) -> Result<(), BlockError> {
+pub fn check_header_context(
+    header: &Header,
+    parent: &ParentContext,
+    now: u64,
+    params: &ChainParams,
+) -> Result<(), BlockError> {
     let expected = required_bits(parent, params);
     if header.bits != expected {
         return Err(BlockError::WrongBits { got: header.bits, expected });

@@ -4,7 +4,7 @@
 //! `bench chain`:
 //! 1. Validation throughput of a block full of transfers, against the raw `verify_strict`
 //!    rate of the same machine.
-//! 2. The time to replay one step of each kind, next to its cost in work units.
+//! 2. The time to replay one step of each kind, next to its cost in mWU.
 //! 3. Expected mining work per block against the work of verifying it, at test params.
 //!
 //! `bench sync`: a node syncs dev blocks from another over libp2p on 127.0.0.1, against
@@ -25,9 +25,9 @@ use crate::compute::problem::Problem;
 use crate::miner;
 use crate::pouw::task::{CopyrightSpec, TaskData, TaskKind, TaskSpec};
 use crate::store::ChainStore;
-use std::io::Write;
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use ed25519_dalek::{Signer, SigningKey};
+use std::io::Write;
 use std::time::Instant;
 
 fn key(i: u32) -> SigningKey {
@@ -93,7 +93,11 @@ fn validation(n: usize) -> anyhow::Result<()> {
         .enumerate()
         .map(|(i, k)| {
             let mut t = Transaction::Transfer {
-                inputs: vec![TxIn { prevout: OutPoint { txid: fan_id, vout: i as u32 }, pubkey: [0; 32], signature: Sig64::EMPTY }],
+                inputs: vec![TxIn {
+                    prevout: OutPoint { txid: fan_id, vout: i as u32 },
+                    pubkey: [0; 32],
+                    signature: Sig64::EMPTY,
+                }],
                 outputs: vec![TxOut { value: Amount::from_units(each - 100), address: addr(&k0) }],
             };
             t.sign(&chain_id, &[k]);
@@ -138,8 +142,14 @@ fn specs() -> Vec<(&'static str, TaskSpec)> {
         ("resnet_softmax n=2000 d=32", base(TaskKind::ResnetSoftmax, 2000, 32)),
         ("softmax n=5000 d=64", base(TaskKind::Softmax, 5000, 64)),
         ("softmax n=2000 d=128", base(TaskKind::Softmax, 2000, 128)),
-        ("softmax+copyright(all) n=2000 d=32", TaskSpec { copyright: Some(cr(CopyrightVariant::All)), ..base(TaskKind::Softmax, 2000, 32) }),
-        ("softmax+copyright(per-block) n=2000 d=32", TaskSpec { copyright: Some(cr(CopyrightVariant::PerBlock)), ..base(TaskKind::Softmax, 2000, 32) }),
+        (
+            "softmax+copyright(all) n=2000 d=32",
+            TaskSpec { copyright: Some(cr(CopyrightVariant::All)), ..base(TaskKind::Softmax, 2000, 32) },
+        ),
+        (
+            "softmax+copyright(per-block) n=2000 d=32",
+            TaskSpec { copyright: Some(cr(CopyrightVariant::PerBlock)), ..base(TaskKind::Softmax, 2000, 32) },
+        ),
     ]
 }
 
@@ -158,7 +168,7 @@ fn step_seconds(p: &dyn Problem, reps: usize) -> anyhow::Result<f64> {
 
 fn replay_per_kind() -> anyhow::Result<()> {
     outln!("== replay of one step per kind, against its cost (median of 15)");
-    outln!("  {:<44} {:>6} {:>10} {:>10} {:>8}", "task", "WU", "replay ms", "us / WU", "vs first");
+    outln!("  {:<44} {:>6} {:>10} {:>10} {:>8}", "task", "mWU", "replay ms", "us / mWU", "vs first");
     let mut first = None;
     for (name, spec) in specs() {
         let p = spec.build_unchecked()?;
@@ -188,7 +198,7 @@ fn mining_vs_verification() -> anyhow::Result<()> {
     let steps = 2f64.powi(256) / u256_to_f64(eff);
     let mining = steps * step;
     let verify = step + certify;
-    outln!("  public task: {} WU per step, step {:.3} ms, certify {:.3} ms", p.cost(), step * 1e3, certify * 1e3);
+    outln!("  public task: {} mWU per step, step {:.3} ms, certify {:.3} ms", p.cost(), step * 1e3, certify * 1e3);
     outln!("  expected steps per block at the max target: {steps:.0} ({mining:.2} s of one core)");
     outln!("  verification: one replay + one certificate = {:.3} ms", verify * 1e3);
     outln!("  ratio mining / verification: {:.0}", mining / verify);
@@ -391,11 +401,7 @@ pub fn propagation(nodes: usize, blocks: u64) -> anyhow::Result<()> {
             let miner = (k as usize) % nodes;
             let hash = *all[miner].node.generate(1, None).await?.first().context("a mined block")?;
             let since = Instant::now();
-            let waits = all
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != miner)
-                .map(|(_, n)| n.wait_tip(hash, since));
+            let waits = all.iter().enumerate().filter(|(i, _)| *i != miner).map(|(_, n)| n.wait_tip(hash, since));
             let times = futures::future::try_join_all(waits).await?;
             let mut worst: f64 = 0.0;
             for t in times {
@@ -411,8 +417,18 @@ pub fn propagation(nodes: usize, blocks: u64) -> anyhow::Result<()> {
         }
         per_node.sort_by(f64::total_cmp);
         coverage.sort_by(f64::total_cmp);
-        outln!("  per node ({} samples):     p50 {:.1} ms, p99 {:.1} ms", per_node.len(), quantile_ms(&per_node, 0.5), quantile_ms(&per_node, 0.99));
-        outln!("  full coverage ({} blocks): p50 {:.1} ms, p99 {:.1} ms", coverage.len(), quantile_ms(&coverage, 0.5), quantile_ms(&coverage, 0.99));
+        outln!(
+            "  per node ({} samples):     p50 {:.1} ms, p99 {:.1} ms",
+            per_node.len(),
+            quantile_ms(&per_node, 0.5),
+            quantile_ms(&per_node, 0.99)
+        );
+        outln!(
+            "  full coverage ({} blocks): p50 {:.1} ms, p99 {:.1} ms",
+            coverage.len(),
+            quantile_ms(&coverage, 0.5),
+            quantile_ms(&coverage, 0.99)
+        );
         outln!("  (tips polled every {} ms; {lost} node-blocks not reached within {NET_DEADLINE:?})", POLL.as_millis());
         Ok::<_, anyhow::Error>(all)
     })?;

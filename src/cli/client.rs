@@ -2,13 +2,13 @@
 //! the node (`--rpc`) and its credentials (the cookie in `--datadir`, or the configured
 //! user/password), call, print (human by default, `--json` for scripts).
 
-use super::node::{load_config, ConfigArgs};
+use super::node::{ConfigArgs, load_config};
 use crate::chain::amount::Amount;
 use crate::compute::data;
 use crate::config::Overrides;
 use crate::pouw::task::{TaskData, TaskKind, TaskSpec};
 use crate::rpc::{self, ApiClient as _, ClientError, Credentials, RpcClient};
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use std::io::Write;
@@ -221,12 +221,22 @@ pub fn wallet(c: &ConfigArgs, cmd: WalletCommand, json: bool) -> anyhow::Result<
                 outln!("no keys yet: `gradientcoin wallet new`");
             }
             for k in keys {
-                outln!("{:<44} {:>22} spendable {:>22} maturing  {}", k.address, grad(k.spendable), grad(k.immature), k.label);
+                outln!(
+                    "{:<44} {:>22} spendable {:>22} maturing  {}",
+                    k.address,
+                    grad(k.spendable),
+                    grad(k.immature),
+                    k.label
+                );
             }
         }
         WalletCommand::Balance => {
             let b = call!(cl, wallet_balance());
-            if json { print_json(&b)? } else { outln!("spendable {}\nmaturing  {}", grad(b.spendable), grad(b.immature)) }
+            if json {
+                print_json(&b)?
+            } else {
+                outln!("spendable {}\nmaturing  {}", grad(b.spendable), grad(b.immature))
+            }
         }
         WalletCommand::Send { address, amount, fee_rate } => {
             let txid = call!(cl, wallet_send(address, amount, fee_rate));
@@ -281,7 +291,12 @@ pub fn task(c: &ConfigArgs, cmd: TaskCommand, json: bool) -> anyhow::Result<()> 
     let cl = client(c)?;
     match cmd {
         TaskCommand::Submit(a) => {
-            let submit = rpc::TaskSubmit { spec: spec.expect("built above"), bounty: a.bounty, expires_in: a.expires_in, fee_rate: a.fee_rate };
+            let submit = rpc::TaskSubmit {
+                spec: spec.expect("built above"),
+                bounty: a.bounty,
+                expires_in: a.expires_in,
+                fee_rate: a.fee_rate,
+            };
             let s = call!(cl, task_submit(submit));
             if json { print_json(&s)? } else { outln!("task {}\nsubmitted in transaction {}", s.task, s.txid) }
         }
@@ -290,10 +305,26 @@ pub fn task(c: &ConfigArgs, cmd: TaskCommand, json: bool) -> anyhow::Result<()> 
             if json {
                 return print_json(&tasks);
             }
-            outln!("{:<64}  {:<9} {:>8} {:>22} {:>12} {:>12}", "task", "status", "shape", "bounty", "best score", "target");
+            outln!(
+                "{:<64}  {:<9} {:>8} {:>22} {:>12} {:>12}",
+                "task",
+                "status",
+                "shape",
+                "bounty",
+                "best score",
+                "target"
+            );
             for t in tasks {
                 let shape = format!("{}x{}", t.rows.unwrap_or(0), t.cols.unwrap_or(0));
-                outln!("{:<64}  {:<9} {:>8} {:>22} {:>12.5e} {:>12.5e}", t.id, t.status, shape, grad(t.bounty), t.best_score, t.target_score);
+                outln!(
+                    "{:<64}  {:<9} {:>8} {:>22} {:>12.5e} {:>12.5e}",
+                    t.id,
+                    t.status,
+                    shape,
+                    grad(t.bounty),
+                    t.best_score,
+                    t.target_score
+                );
             }
         }
         TaskCommand::Show { id } => {
@@ -359,7 +390,11 @@ pub fn query(c: &ConfigArgs, cmd: QueryCommand, json: bool) -> anyhow::Result<()
     match cmd {
         QueryCommand::Tip => {
             let t = call!(cl, chain_get_tip());
-            if json { print_json(&t)? } else { outln!("{} height {} {} (mempool {} txs)", t.network, t.height, t.hash, t.mempool_txs) }
+            if json {
+                print_json(&t)?
+            } else {
+                outln!("{} height {} {} (mempool {} txs)", t.network, t.height, t.hash, t.mempool_txs)
+            }
         }
         QueryCommand::Block { id } => {
             let v = match id.parse::<u64>() {
@@ -372,7 +407,7 @@ pub fn query(c: &ConfigArgs, cmd: QueryCommand, json: bool) -> anyhow::Result<()
             }
             outln!("block {} height {} ({} confirmations)", b.hash, b.height, b.confirmations);
             outln!("prev  {}  time {}  bits {}  nonce {}", b.prev, b.time, b.bits, b.nonce);
-            outln!("work  task {} cost {} WU, output {}", b.task, b.cost, b.output_hash);
+            outln!("work  task {} cost {} mWU, output {}", b.task, b.cost, b.output_hash);
             outln!("{} transactions, {} bytes", b.txs.len(), b.size);
             for t in &b.txs {
                 outln!("  {} {}", t.txid, t.kind);
@@ -416,7 +451,15 @@ pub fn query(c: &ConfigArgs, cmd: QueryCommand, json: bool) -> anyhow::Result<()
                 return print_json(&u);
             }
             for o in u {
-                outln!("{}:{} {} {:>22} height {}{}", o.txid, o.vout, o.address, grad(o.value), o.height, if o.maturing { " (maturing)" } else { "" });
+                outln!(
+                    "{}:{} {} {:>22} height {}{}",
+                    o.txid,
+                    o.vout,
+                    o.address,
+                    grad(o.value),
+                    o.height,
+                    if o.maturing { " (maturing)" } else { "" }
+                );
             }
         }
         QueryCommand::Mempool => {

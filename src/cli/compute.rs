@@ -1,16 +1,16 @@
 //! `gradientcoin compute ...`: off-chain solving and kernel benchmarks.
 
-use crate::compute::copyright::{parse_rows, Copyright, CopyrightVariant};
+use crate::compute::copyright::{Copyright, CopyrightVariant, parse_rows};
 use crate::compute::data::{self, Format};
-use crate::compute::det::{bench, Mat};
+use crate::compute::det::{Mat, bench};
 use crate::compute::nmr::Phi;
 use crate::compute::problem::{Certificate, Params, Problem, SolveInfo, SolveOpts};
-use crate::compute::softmax::{uniform_reg, SoftmaxOptions, SoftmaxProblem, Synthetic};
-use std::io::Write;
-use anyhow::{bail, Context};
+use crate::compute::softmax::{SoftmaxOptions, SoftmaxProblem, Synthetic, uniform_reg};
+use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -137,7 +137,11 @@ pub(super) fn parse_synthetic(s: &str) -> Result<Synthetic, String> {
             "d" => syn.d = v.parse().ok().filter(|d| *d > 0).ok_or_else(|| bad("a positive integer"))?,
             "seed" => syn.seed = v.parse().map_err(|_| bad("an unsigned integer"))?,
             "scale" => {
-                syn.scale = v.parse().ok().filter(|s: &f64| *s > 0.0 && s.is_finite()).ok_or_else(|| bad("a positive number"))?
+                syn.scale = v
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| *s > 0.0 && s.is_finite())
+                    .ok_or_else(|| bad("a positive number"))?
             }
             other => return Err(format!("unknown key {other:?} (expected n, d, seed, scale)")),
         }
@@ -241,8 +245,8 @@ fn build(args: &RunArgs) -> anyhow::Result<(SoftmaxProblem, String, Option<Vec<f
         }
     };
     let w2 = if args.reg > 0.0 { Some(uniform_reg(args.reg, n)) } else { None };
-    let problem = SoftmaxProblem::new(phi, a, b, SoftmaxOptions { w2, mask: None, copyright })
-        .context("invalid task")?;
+    let problem =
+        SoftmaxProblem::new(phi, a, b, SoftmaxOptions { w2, mask: None, copyright }).context("invalid task")?;
     Ok((problem, source, planted))
 }
 
@@ -264,7 +268,7 @@ fn run_solve(args: RunArgs) -> anyhow::Result<()> {
     let cert0 = problem.certify(&x0).context("initial point")?;
     if !args.json {
         outln!(
-            "{} on {} ({} x {}), {} WU per mining step",
+            "{} on {} ({} x {}), {} mWU per mining step",
             problem.kind(),
             source,
             problem.n(),
@@ -286,7 +290,11 @@ fn run_solve(args: RunArgs) -> anyhow::Result<()> {
                     r.iter, r.loss, r.grad_norm, r.step_len, r.mu
                 );
                 // indicatif swallows println on a hidden bar (output not a terminal).
-                if pb.is_hidden() { let _ = writeln!(std::io::stdout(), "{line}"); } else { pb.println(line) }
+                if pb.is_hidden() {
+                    let _ = writeln!(std::io::stdout(), "{line}");
+                } else {
+                    pb.println(line)
+                }
             }
         })
         .context("solve failed")?;
@@ -313,7 +321,7 @@ fn run_solve(args: RunArgs) -> anyhow::Result<()> {
             "source": source,
             "n": problem.n(),
             "d": problem.dim(),
-            "cost_wu": problem.cost(),
+            "cost_mwu": problem.cost(),
             "iterations": info.iterations,
             "converged": info.converged,
             "reason": info.reason,

@@ -2,8 +2,8 @@
 //! server from one `NodeConfig`, and shuts them down cleanly on Ctrl-C, SIGTERM or
 //! `node_stop`.
 
-use crate::chain::params::ChainParams;
 use crate::chain::Network;
+use crate::chain::params::ChainParams;
 use crate::config::{NodeConfig, Overrides};
 use crate::mempool::MempoolConfig;
 use crate::net::{self, NetConfig};
@@ -62,7 +62,8 @@ pub struct NodeArgs {
 /// Loads the configuration: defaults < file (--config or GRADIENTCOIN_CONFIG) < env <
 /// flags.
 pub fn load_config(c: &ConfigArgs, extra: Overrides) -> anyhow::Result<NodeConfig> {
-    let env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with(crate::config::ENV_PREFIX)).collect();
+    let env: BTreeMap<String, String> =
+        std::env::vars().filter(|(k, _)| k.starts_with(crate::config::ENV_PREFIX)).collect();
     let file = c.config.clone().or_else(|| env.get("GRADIENTCOIN_CONFIG").map(PathBuf::from));
     let flags = Overrides { network: c.network, datadir: c.datadir.clone(), rpc: c.rpc.clone(), ..extra };
     Ok(NodeConfig::load(file.as_deref(), &env, &flags)?)
@@ -89,7 +90,8 @@ pub fn run(c: &ConfigArgs, args: NodeArgs) -> anyhow::Result<()> {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,gradientcoin=info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
 }
 
 /// Loads the node's libp2p identity from `<datadir>/p2p_key`, creating it (mode 0600) on
@@ -98,7 +100,8 @@ fn load_identity(datadir: &Path) -> anyhow::Result<Keypair> {
     let path = datadir.join("p2p_key");
     if path.exists() {
         let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        return Keypair::from_protobuf_encoding(&bytes).with_context(|| format!("{} is not a libp2p key", path.display()));
+        return Keypair::from_protobuf_encoding(&bytes)
+            .with_context(|| format!("{} is not a libp2p key", path.display()));
     }
     let key = Keypair::generate_ed25519();
     let bytes = key.to_protobuf_encoding().context("encoding the p2p key")?;
@@ -139,7 +142,13 @@ async fn serve(cfg: NodeConfig) -> anyhow::Result<()> {
     let (net, events) = net::spawn(net_cfg).context("starting the network")?;
     let glue = tokio::spawn(node::p2p::run(node.clone(), net.clone(), events));
     let (stop_tx, mut stop_rx) = mpsc::channel(1);
-    let ctx = RpcContext { node: node.clone(), net: Some(net.clone()), network: cfg.network, ban_secs: cfg.net.ban_secs, stop: Some(stop_tx) };
+    let ctx = RpcContext {
+        node: node.clone(),
+        net: Some(net.clone()),
+        network: cfg.network,
+        ban_secs: cfg.net.ban_secs,
+        stop: Some(stop_tx),
+    };
     let user_password = cfg.rpc.user.clone().zip(cfg.rpc.password.clone());
     let server = rpc::serve(cfg.rpc_addr()?, &datadir, user_password, ctx).await?;
     // Give the network a moment to bind so the listen addresses can be printed.

@@ -7,9 +7,9 @@
 
 use super::node::ConfigArgs;
 use crate::chain::Network;
-use crate::rpc::{self, ApiClient as _, Credentials, RpcClient};
 use crate::pouw::task::{TaskData, TaskKind, TaskSpec};
-use anyhow::{bail, Context};
+use crate::rpc::{self, ApiClient as _, Credentials, RpcClient};
+use anyhow::{Context, bail};
 use clap::Args;
 use serde::Serialize;
 use std::io::Write as _;
@@ -114,7 +114,13 @@ async fn wait_rpc(datadir: &Path, addr: &str, child: &mut Child, deadline: Insta
     }
 }
 
-async fn start_node(exe: &Path, network: Network, datadir: &Path, peers: &[String], threads: usize) -> anyhow::Result<(Proc, String)> {
+async fn start_node(
+    exe: &Path,
+    network: Network,
+    datadir: &Path,
+    peers: &[String],
+    threads: usize,
+) -> anyhow::Result<(Proc, String)> {
     std::fs::create_dir_all(datadir).with_context(|| format!("cannot create {}", datadir.display()))?;
     let (p2p, rpc_port) = (free_port()?, free_port()?);
     let addr = format!("127.0.0.1:{rpc_port}");
@@ -177,7 +183,10 @@ async fn run_async(network: Network, args: TestnetArgs) -> anyhow::Result<()> {
         outln!("starting {} {} nodes in {}", args.nodes, network, dir.display());
     }
     let bar = if human { indicatif::ProgressBar::new(args.nodes as u64) } else { indicatif::ProgressBar::hidden() };
-    bar.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} nodes up {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} nodes up {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     let mut procs: Vec<Proc> = Vec::new();
     let mut addrs: Vec<String> = Vec::new();
     let started = Instant::now();
@@ -217,7 +226,14 @@ async fn run_async(network: Network, args: TestnetArgs) -> anyhow::Result<()> {
             outln!("  node{i} height {} tip {}", n.height, n.tip);
         }
         if let Some(d) = &summary.demo {
-            outln!("  demo task {} {}: score {:.4e} -> {:.4e} (target {:.1e})", d.task, d.status, d.initial_score, d.best_score, d.target_score);
+            outln!(
+                "  demo task {} {}: score {:.4e} -> {:.4e} (target {:.1e})",
+                d.task,
+                d.status,
+                d.initial_score,
+                d.best_score,
+                d.target_score
+            );
         }
         if args.dir.is_some() {
             outln!("data and logs kept in {}", dir.display());
@@ -262,7 +278,10 @@ async fn watch(procs: &mut [Proc], args: &TestnetArgs, started: Instant) -> anyh
             match &demo {
                 None => demo = try_submit_demo(&procs[0].client, human).await?,
                 Some((id, _)) => match procs[0].client.api().task_get(id.clone()).await {
-                    Ok(t) => line.push_str(&format!(" | demo {} score {:.3e} (target {:.0e})", t.status, t.best_score, t.target_score)),
+                    Ok(t) => line.push_str(&format!(
+                        " | demo {} score {:.3e} (target {:.0e})",
+                        t.status, t.best_score, t.target_score
+                    )),
                     Err(e) => {
                         let e = procs[0].client.explain(e);
                         if e.code() != Some(rpc::code::NOT_FOUND) {
@@ -346,7 +365,14 @@ async fn summarize(procs: &[Proc], demo: Option<(String, f64)>, started: Instant
             let Ok(t) = c.api().task_get(id.clone()).await else {
                 return Ok(Summary { nodes, converged, demo: None, seconds: started.elapsed().as_secs_f64() });
             };
-            Some(DemoSummary { task: id, initial_score: initial, best_score: t.best_score, target_score: t.target_score, status: t.status, solved_by: t.solved_by })
+            Some(DemoSummary {
+                task: id,
+                initial_score: initial,
+                best_score: t.best_score,
+                target_score: t.target_score,
+                status: t.status,
+                solved_by: t.solved_by,
+            })
         }
     };
     Ok(Summary { nodes, converged, demo, seconds: started.elapsed().as_secs_f64() })

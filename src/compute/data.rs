@@ -25,9 +25,7 @@ use super::det::{Mat, ShapeError};
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DataError {
     /// The path has no extension, so the format is unknown.
-    #[error(
-        "cannot tell the format of {name:?}: it has no extension (expected .csv, .txt or .npy)"
-    )]
+    #[error("cannot tell the format of {name:?}: it has no extension (expected .csv, .txt or .npy)")]
     NoExtension {
         /// The path as given.
         name: String,
@@ -142,9 +140,7 @@ pub enum DataError {
     #[error("invalid .npy header: {0}")]
     NpyHeader(String),
     /// A dtype other than float64, float32 or a plain integer type.
-    #[error(
-        "unsupported .npy dtype {0} (expected float64, float32 or an integer type such as int32 or int64)"
-    )]
+    #[error("unsupported .npy dtype {0} (expected float64, float32 or an integer type such as int32 or int64)")]
     NpyDtype(String),
     /// A `.npy` array that is neither 1-D nor 2-D.
     #[error("{ndim}-d array with shape {shape}: only 1-d and 2-d arrays are supported")]
@@ -307,12 +303,7 @@ pub fn parse_csv(text: &str) -> Result<Mat, DataError> {
         match width {
             None => width = Some((line, cells.len())),
             Some((expected_line, expected)) if cells.len() != expected => {
-                return Err(DataError::ColumnCount {
-                    line,
-                    found: cells.len(),
-                    expected_line,
-                    expected,
-                });
+                return Err(DataError::ColumnCount { line, found: cells.len(), expected_line, expected });
             }
             Some(_) => {}
         }
@@ -333,11 +324,7 @@ pub fn parse_csv(text: &str) -> Result<Mat, DataError> {
 
 /// Splits one CSV line into `out`, handling double quotes; cells keep surrounding
 /// whitespace unless quoted (callers trim).
-fn split_cells<'a>(
-    line_text: &'a str,
-    line: usize,
-    out: &mut Vec<Cow<'a, str>>,
-) -> Result<(), DataError> {
+fn split_cells<'a>(line_text: &'a str, line: usize, out: &mut Vec<Cow<'a, str>>) -> Result<(), DataError> {
     out.clear();
     let b = line_text.as_bytes();
     let mut i = 0;
@@ -518,10 +505,7 @@ fn check_header_text(text: &[u8]) -> Result<(), DataError> {
                     match text.get(i) {
                         None => return bad("unterminated string".into()),
                         Some(b'\\') => i += 2,
-                        Some(&d)
-                            if d == c
-                                && (!triple || text.get(i..i + 3) == Some(&[c, c, c][..])) =>
-                        {
+                        Some(&d) if d == c && (!triple || text.get(i..i + 3) == Some(&[c, c, c][..])) => {
                             i += delim;
                             break;
                         }
@@ -552,15 +536,11 @@ fn check_header_text(text: &[u8]) -> Result<(), DataError> {
                     return bad("a number in the header is too long".into());
                 }
                 if !number && !matches!(word, b"True" | b"False" | b"None") {
-                    return bad(format!(
-                        "unexpected {:?}",
-                        one_line(&String::from_utf8_lossy(word))
-                    ));
+                    return bad(format!("unexpected {:?}", one_line(&String::from_utf8_lossy(word))));
                 }
             }
             _ => {
-                let ch =
-                    String::from_utf8_lossy(text.get(i..i + 1).unwrap_or_default()).into_owned();
+                let ch = String::from_utf8_lossy(text.get(i..i + 1).unwrap_or_default()).into_owned();
                 return bad(format!("unexpected character {:?}", one_line(&ch)));
             }
         }
@@ -600,20 +580,14 @@ fn header_error(e: ReadHeaderError) -> DataError {
 }
 
 /// Reads `len` elements of type `T` from `data` (exactly its length) as `header` describes.
-fn read_elems<T: ReadableElement>(
-    data: &[u8],
-    header: &Header,
-    len: usize,
-) -> Result<Vec<T>, DataError> {
+fn read_elems<T: ReadableElement>(data: &[u8], header: &Header, len: usize) -> Result<Vec<T>, DataError> {
     T::read_to_end_exact_vec(data, &header.type_descriptor, len).map_err(|e| match e {
         ReadDataError::Io(_) | ReadDataError::MissingData => {
             DataError::NpyTruncated("the file ends inside the array data".into())
         }
         ReadDataError::WrongDescriptor(d) => DataError::NpyDtype(one_line(&d.to_string())),
         ReadDataError::ExtraBytes(extra) => DataError::NpyTrailing { extra },
-        ReadDataError::ParseData(e) => {
-            DataError::NpyHeader(format!("bad array data: {}", one_line(&e.to_string())))
-        }
+        ReadDataError::ParseData(e) => DataError::NpyHeader(format!("bad array data: {}", one_line(&e.to_string()))),
     })
 }
 
@@ -670,9 +644,7 @@ pub fn parse_npy(bytes: &[u8]) -> Result<Mat, DataError> {
     let header = Header::from_reader(&mut rest).map_err(header_error)?;
 
     let elem = match header.type_descriptor.as_string() {
-        Some(d) => {
-            Elem::from_descr(d).ok_or_else(|| DataError::NpyDtype(format!("{:?}", one_line(d))))?
-        }
+        Some(d) => Elem::from_descr(d).ok_or_else(|| DataError::NpyDtype(format!("{:?}", one_line(d))))?,
         None => {
             return Err(DataError::NpyDtype(format!(
                 "{} (structured dtypes are not supported)",
@@ -766,11 +738,7 @@ fn npy_bytes(dict: &str, data: &[u8]) -> Vec<u8> {
 /// Writes `m` as a NumPy `.npy` file (format 1.0): dtype little-endian float64 (`<f8`), C
 /// order, shape `(rows, cols)`. [`parse_npy`] reads it back bit-identically.
 pub fn write_npy(m: &Mat) -> Vec<u8> {
-    let dict = format!(
-        "{{'descr': '<f8', 'fortran_order': False, 'shape': ({}, {}), }}",
-        m.rows(),
-        m.cols()
-    );
+    let dict = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({}, {}), }}", m.rows(), m.cols());
     let data: Vec<u8> = m.data().iter().flat_map(|v| v.to_le_bytes()).collect();
     npy_bytes(&dict, &data)
 }
@@ -791,10 +759,7 @@ mod tests {
     /// `.npy` bytes with an arbitrary dtype, order and shape (a Python tuple).
     fn npy(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
         let order = if fortran { "True" } else { "False" };
-        npy_bytes(
-            &format!("{{'descr': '{descr}', 'fortran_order': {order}, 'shape': {shape}, }}"),
-            data,
-        )
+        npy_bytes(&format!("{{'descr': '{descr}', 'fortran_order': {order}, 'shape': {shape}, }}"), data)
     }
 
     fn f8le(v: &[f64]) -> Vec<u8> {
@@ -870,10 +835,7 @@ mod tests {
 
     #[test]
     fn csv_blank_line_before_last_row() {
-        assert_eq!(
-            csv_err("1,2\n\n3,4\n"),
-            "line 2 is blank (blank lines are only allowed at the end of the file)"
-        );
+        assert_eq!(csv_err("1,2\n\n3,4\n"), "line 2 is blank (blank lines are only allowed at the end of the file)");
         assert_eq!(csv_err("\n1\n").to_string(), DataError::BlankLine { line: 1 }.to_string());
     }
 
@@ -882,10 +844,7 @@ mod tests {
         let m = parse_csv("\"a\",\"b,\"\"c\"\"\"\n\"1.5\", \" 2 \" \n").unwrap();
         assert_eq!(m, mat(1, 2, &[1.5, 2.0]));
         assert_eq!(csv_err("1,\"2\n"), "line 1, column 2: unterminated quote");
-        assert_eq!(
-            csv_err("1,\"2\"x\n"),
-            "line 1, column 2: unexpected text after the closing quote"
-        );
+        assert_eq!(csv_err("1,\"2\"x\n"), "line 1, column 2: unexpected text after the closing quote");
     }
 
     #[test]
@@ -893,18 +852,13 @@ mod tests {
         assert_eq!(csv_err("1,2\n3,4\n5,abc\n"), "line 3, column 2: \"abc\" is not a number");
         let long = "x".repeat(100);
         let msg = csv_err(&format!("1,{long}\n"));
-        assert!(
-            msg.starts_with("line 1, column 2: \"xxxx") && msg.ends_with("...\" is not a number")
-        );
+        assert!(msg.starts_with("line 1, column 2: \"xxxx") && msg.ends_with("...\" is not a number"));
         assert!(msg.len() < 100, "{msg}");
     }
 
     #[test]
     fn csv_ragged_rows() {
-        assert_eq!(
-            csv_err("1,2,3,4\n1,2,3,4\n1,2,3,4\n1,2,3\n"),
-            "line 4 has 3 columns, line 1 has 4"
-        );
+        assert_eq!(csv_err("1,2,3,4\n1,2,3,4\n1,2,3,4\n1,2,3\n"), "line 4 has 3 columns, line 1 has 4");
         assert_eq!(csv_err("1,2\n1,2,3\n"), "line 2 has 3 columns, line 1 has 2");
     }
 
@@ -918,25 +872,13 @@ mod tests {
     fn csv_rejects_nan_and_infinity_in_every_spelling() {
         assert_eq!(csv_err("1\nNaN\n"), "line 2, column 1: NaN is not allowed");
         for s in ["nan", "NAN", "-nan", "+NaN", "\"nan\""] {
-            assert_eq!(
-                csv_err(&format!("1,2\n{s},3\n")),
-                "line 2, column 1: NaN is not allowed",
-                "{s}"
-            );
+            assert_eq!(csv_err(&format!("1,2\n{s},3\n")), "line 2, column 1: NaN is not allowed", "{s}");
         }
         for s in ["inf", "Inf", "+inf", "infinity", "Infinity", "INF"] {
-            assert_eq!(
-                csv_err(&format!("0,{s}\n")),
-                "line 1, column 2: infinity is not allowed",
-                "{s}"
-            );
+            assert_eq!(csv_err(&format!("0,{s}\n")), "line 1, column 2: infinity is not allowed", "{s}");
         }
         for s in ["-inf", "-Infinity", "-INFINITY"] {
-            assert_eq!(
-                csv_err(&format!("0,{s}\n")),
-                "line 1, column 2: -infinity is not allowed",
-                "{s}"
-            );
+            assert_eq!(csv_err(&format!("0,{s}\n")), "line 1, column 2: -infinity is not allowed", "{s}");
         }
         // A first line of only NaN/inf is data, not a header.
         assert_eq!(csv_err("nan,inf\n1,2\n"), "line 1, column 1: NaN is not allowed");
@@ -944,24 +886,15 @@ mod tests {
 
     #[test]
     fn csv_rejects_overflowing_values() {
-        assert_eq!(
-            csv_err("1e400\n"),
-            "line 1, column 1: \"1e400\" is out of range for a 64-bit float"
-        );
-        assert_eq!(
-            csv_err("2,-1e999\n"),
-            "line 1, column 2: \"-1e999\" is out of range for a 64-bit float"
-        );
+        assert_eq!(csv_err("1e400\n"), "line 1, column 1: \"1e400\" is out of range for a 64-bit float");
+        assert_eq!(csv_err("2,-1e999\n"), "line 1, column 2: \"-1e999\" is out of range for a 64-bit float");
         // Underflow to zero (or a subnormal) is fine.
         assert_eq!(parse_csv("1e-400\n").unwrap(), mat(1, 1, &[0.0]));
     }
 
     #[test]
     fn csv_through_parse_matrix_checks_utf8() {
-        assert_eq!(
-            parse_matrix(Format::Csv, b"1,2\n3,4\n").unwrap(),
-            mat(2, 2, &[1.0, 2.0, 3.0, 4.0])
-        );
+        assert_eq!(parse_matrix(Format::Csv, b"1,2\n3,4\n").unwrap(), mat(2, 2, &[1.0, 2.0, 3.0, 4.0]));
         assert_eq!(
             parse_matrix(Format::Csv, b"1,2\n3,\xff\n").unwrap_err().to_string(),
             "line 2: not valid utf-8 text"
@@ -999,10 +932,7 @@ mod tests {
     #[test]
     fn npy_big_endian_f8() {
         let data: Vec<u8> = [1.5f64, -2.0].iter().flat_map(|x| x.to_be_bytes()).collect();
-        assert_eq!(
-            parse_npy(&npy(">f8", false, "(1, 2)", &data)).unwrap(),
-            mat(1, 2, &[1.5, -2.0])
-        );
+        assert_eq!(parse_npy(&npy(">f8", false, "(1, 2)", &data)).unwrap(), mat(1, 2, &[1.5, -2.0]));
     }
 
     #[test]
@@ -1027,10 +957,7 @@ mod tests {
     #[test]
     fn npy_f4_and_integers_convert_to_f64() {
         let f4: Vec<u8> = [0.1f32, -3.5].iter().flat_map(|x| x.to_le_bytes()).collect();
-        assert_eq!(
-            parse_npy(&npy("<f4", false, "(2,)", &f4)).unwrap(),
-            mat(2, 1, &[f64::from(0.1f32), -3.5])
-        );
+        assert_eq!(parse_npy(&npy("<f4", false, "(2,)", &f4)).unwrap(), mat(2, 1, &[f64::from(0.1f32), -3.5]));
         let i4: Vec<u8> = [7i32, -8].iter().flat_map(|x| x.to_be_bytes()).collect();
         assert_eq!(parse_npy(&npy(">i4", false, "(1, 2)", &i4)).unwrap(), mat(1, 2, &[7.0, -8.0]));
         let i8: Vec<u8> = [-1i64, 1 << 53, i64::MAX].iter().flat_map(|x| x.to_le_bytes()).collect();
@@ -1038,10 +965,7 @@ mod tests {
             parse_npy(&npy("<i8", false, "(3,)", &i8)).unwrap(),
             mat(3, 1, &[-1.0, 9007199254740992.0, 9223372036854775808.0])
         );
-        assert_eq!(
-            parse_npy(&npy("|u1", false, "(2,)", &[0, 255])).unwrap(),
-            mat(2, 1, &[0.0, 255.0])
-        );
+        assert_eq!(parse_npy(&npy("|u1", false, "(2,)", &[0, 255])).unwrap(), mat(2, 1, &[0.0, 255.0]));
     }
 
     #[test]
@@ -1056,15 +980,9 @@ mod tests {
     fn npy_truncated_everywhere() {
         let b = write_npy(&mat(2, 2, &[1.0, 2.0, 3.0, 4.0]));
         assert_eq!(npy_err(&b[..4]), "truncated .npy file: the file ends inside the magic string");
-        assert_eq!(
-            npy_err(&b[..7]),
-            "truncated .npy file: the file ends before the version number"
-        );
+        assert_eq!(npy_err(&b[..7]), "truncated .npy file: the file ends before the version number");
         assert_eq!(npy_err(&b[..9]), "truncated .npy file: the file ends before the header length");
-        assert_eq!(
-            npy_err(&b[..40]),
-            "truncated .npy file: the header needs 118 bytes, only 30 follow"
-        );
+        assert_eq!(npy_err(&b[..40]), "truncated .npy file: the header needs 118 bytes, only 30 follow");
         assert_eq!(
             npy_err(&b[..b.len() - 3]),
             "truncated .npy file: shape (2, 2) needs 32 bytes of data, only 29 follow the header"
@@ -1091,27 +1009,13 @@ mod tests {
     #[test]
     fn npy_unsupported_dtypes() {
         let tail = " (expected float64, float32 or an integer type such as int32 or int64)";
-        assert_eq!(
-            npy_err(&npy("<c16", false, "(1,)", &[0; 16])),
-            format!("unsupported .npy dtype \"<c16\"{tail}")
-        );
-        assert_eq!(
-            npy_err(&npy("|b1", false, "(1,)", &[1])),
-            format!("unsupported .npy dtype \"|b1\"{tail}")
-        );
-        assert_eq!(
-            npy_err(&npy("<f2", false, "(1,)", &[0; 2])),
-            format!("unsupported .npy dtype \"<f2\"{tail}")
-        );
-        let structured = npy_bytes(
-            "{'descr': [('a', '<f8'), ('b', '<i4')], 'fortran_order': False, 'shape': (1,), }",
-            &[0; 12],
-        );
+        assert_eq!(npy_err(&npy("<c16", false, "(1,)", &[0; 16])), format!("unsupported .npy dtype \"<c16\"{tail}"));
+        assert_eq!(npy_err(&npy("|b1", false, "(1,)", &[1])), format!("unsupported .npy dtype \"|b1\"{tail}"));
+        assert_eq!(npy_err(&npy("<f2", false, "(1,)", &[0; 2])), format!("unsupported .npy dtype \"<f2\"{tail}"));
+        let structured =
+            npy_bytes("{'descr': [('a', '<f8'), ('b', '<i4')], 'fortran_order': False, 'shape': (1,), }", &[0; 12]);
         let msg = npy_err(&structured);
-        assert!(
-            msg.starts_with("unsupported .npy dtype [") && msg.contains("structured dtypes"),
-            "{msg}"
-        );
+        assert!(msg.starts_with("unsupported .npy dtype [") && msg.contains("structured dtypes"), "{msg}");
     }
 
     #[test]
@@ -1128,14 +1032,8 @@ mod tests {
 
     #[test]
     fn npy_empty_and_huge_shapes() {
-        assert_eq!(
-            npy_err(&npy("<f8", false, "(0, 3)", &[])),
-            "empty array with shape (0, 3): no values"
-        );
-        assert_eq!(
-            npy_err(&npy("<f8", false, "(0,)", &[])),
-            "empty array with shape (0,): no values"
-        );
+        assert_eq!(npy_err(&npy("<f8", false, "(0, 3)", &[])), "empty array with shape (0, 3): no values");
+        assert_eq!(npy_err(&npy("<f8", false, "(0,)", &[])), "empty array with shape (0,): no values");
         assert_eq!(
             npy_err(&npy("<f8", false, "(4294967296, 4294967296)", &[])),
             "array with shape (4294967296, 4294967296) is too large"
@@ -1150,22 +1048,12 @@ mod tests {
     #[test]
     fn npy_rejects_nan_and_inf_with_row_and_column() {
         let v = [1.0, 2.0, 3.0, 4.0, f64::NAN, 6.0];
-        assert_eq!(
-            npy_err(&npy("<f8", false, "(2, 3)", &f8le(&v))),
-            "row 2, column 2: NaN is not allowed"
-        );
+        assert_eq!(npy_err(&npy("<f8", false, "(2, 3)", &f8le(&v))), "row 2, column 2: NaN is not allowed");
         // The same matrix in Fortran order reports the same position.
         let f = [1.0, 4.0, 2.0, f64::NAN, 3.0, 6.0];
-        assert_eq!(
-            npy_err(&npy("<f8", true, "(2, 3)", &f8le(&f))),
-            "row 2, column 2: NaN is not allowed"
-        );
-        let f4: Vec<u8> =
-            [1.0f32, f32::NEG_INFINITY].iter().flat_map(|x| x.to_le_bytes()).collect();
-        assert_eq!(
-            npy_err(&npy("<f4", false, "(2,)", &f4)),
-            "row 2, column 1: -infinity is not allowed"
-        );
+        assert_eq!(npy_err(&npy("<f8", true, "(2, 3)", &f8le(&f))), "row 2, column 2: NaN is not allowed");
+        let f4: Vec<u8> = [1.0f32, f32::NEG_INFINITY].iter().flat_map(|x| x.to_le_bytes()).collect();
+        assert_eq!(npy_err(&npy("<f4", false, "(2,)", &f4)), "row 2, column 1: -infinity is not allowed");
         assert_eq!(
             npy_err(&npy("<f8", false, "(1, 2)", &f8le(&[f64::INFINITY, 0.0]))),
             "row 1, column 1: infinity is not allowed"
@@ -1175,22 +1063,13 @@ mod tests {
     #[test]
     fn npy_malformed_headers_are_one_line_errors() {
         let cases: &[(&str, &str)] = &[
-            (
-                "{'descr': '<f8', 'shape': (1,), }",
-                "invalid .npy header: missing key 'fortran_order'",
-            ),
-            (
-                "{'descr': '<f8', 'fortran_order': False, }",
-                "invalid .npy header: missing key 'shape'",
-            ),
+            ("{'descr': '<f8', 'shape': (1,), }", "invalid .npy header: missing key 'fortran_order'"),
+            ("{'descr': '<f8', 'fortran_order': False, }", "invalid .npy header: missing key 'shape'"),
             (
                 "{'descr': '<f8', 'fortran_order': 0, 'shape': (1,), }",
                 "invalid .npy header: invalid value 0 for 'fortran_order'",
             ),
-            (
-                "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), 'x': 1}",
-                "invalid .npy header: unknown key 'x'",
-            ),
+            ("{'descr': '<f8', 'fortran_order': False, 'shape': (1,), 'x': 1}", "invalid .npy header: unknown key 'x'"),
             (
                 "{'descr': '<f8', 'fortran_order': False, 'shape': (1,)",
                 "invalid .npy header: the header is not a valid python dict literal",
@@ -1208,14 +1087,8 @@ mod tests {
                 "{'descr': '<f8', 'fortran_order': False, 'shape': (1e0 - 99,), }",
                 "invalid .npy header: unexpected \"1e0\"",
             ),
-            (
-                "{'descr': '<f8', 'fortran_order': False, 'shape': (0x1,), }",
-                "invalid .npy header: unexpected \"0x1\"",
-            ),
-            (
-                "{'descr': b'<f8', 'fortran_order': False, 'shape': (1,), }",
-                "invalid .npy header: unexpected \"b\"",
-            ),
+            ("{'descr': '<f8', 'fortran_order': False, 'shape': (0x1,), }", "invalid .npy header: unexpected \"0x1\""),
+            ("{'descr': b'<f8', 'fortran_order': False, 'shape': (1,), }", "invalid .npy header: unexpected \"b\""),
             ("{'descr': '<f8", "invalid .npy header: unterminated string"),
             (
                 "{'descr': '<f8', 'fortran_order': False, 'shape': (1,), 'x': [[[[[[[[[]]]]]]]]]}",
@@ -1233,10 +1106,7 @@ mod tests {
         // Header length beyond NumPy's limit.
         let mut b = b"\x93NUMPY\x02\x00".to_vec();
         b.extend_from_slice(&100_000u32.to_le_bytes());
-        assert_eq!(
-            npy_err(&b),
-            "invalid .npy header: the header is 100000 bytes long, at most 10000 are allowed"
-        );
+        assert_eq!(npy_err(&b), "invalid .npy header: the header is 100000 bytes long, at most 10000 are allowed");
         // Non-ASCII in a version 1.0 header.
         let b = npy("<f8\u{e9}", false, "(1,)", &f8le(&[1.0]));
         assert_eq!(npy_err(&b), "invalid .npy header: the header contains non-ascii characters");
@@ -1278,8 +1148,7 @@ mod tests {
 
     fn finite_mat() -> impl Strategy<Value = Mat> {
         (1usize..8, 1usize..8).prop_flat_map(|(r, c)| {
-            prop::collection::vec(finite_f64(), r * c)
-                .prop_map(move |v| Mat::from_vec(r, c, v).unwrap())
+            prop::collection::vec(finite_f64(), r * c).prop_map(move |v| Mat::from_vec(r, c, v).unwrap())
         })
     }
 

@@ -177,9 +177,7 @@ impl Term {
         let n = self.c.len();
         count_flops(6 * n as u64);
         let v = &self.phi.v;
-        let p: Vec<f64> = (0..n)
-            .map(|i| mask.map_or(1.0, |m| m[i]) * v[i] * (2.0 * self.f[i] - b[i]))
-            .collect();
+        let p: Vec<f64> = (0..n).map(|i| mask.map_or(1.0, |m| m[i]) * v[i] * (2.0 * self.f[i] - b[i])).collect();
         let w: Vec<f64> = (0..n).map(|i| mask.map_or(1.0, |m| m[i]) * (3.0 * self.f[i] - 2.0 * b[i])).collect();
         (p, det::dot(&w, &self.f))
     }
@@ -204,10 +202,7 @@ mod tests {
 
     #[test]
     fn resnet_guard_and_identity_alpha_zero_are_typed_errors() {
-        assert!(matches!(
-            eval_phi(Phi::ResnetSoftmax, &[0.0, 701.0]),
-            Err(ProblemError::ExpOverflow { index: 1, .. })
-        ));
+        assert!(matches!(eval_phi(Phi::ResnetSoftmax, &[0.0, 701.0]), Err(ProblemError::ExpOverflow { index: 1, .. })));
         let id = eval_phi(Phi::Identity, &[0.0, 0.0]).unwrap();
         assert!(matches!(term(id, &[0.5, 0.5], None), Err(ProblemError::AlphaNotPositive { .. })));
         // SOLVERS.md §3.7: one z_i = -3, others 0, n = 2 gives alpha < 0.

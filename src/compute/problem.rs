@@ -7,8 +7,8 @@
 //! transactions.
 
 use crate::compute::det::rng::tags;
-use crate::compute::det::{count_flops, CholError, DetRng, Mat};
-use crate::hash::{sha256d_parts, Hash256};
+use crate::compute::det::{CholError, DetRng, Mat, count_flops};
+use crate::hash::{Hash256, sha256d_parts};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -450,10 +450,13 @@ mod tests {
         let base = digest(&|t| t.vector(&[1.0, 2.0]));
         assert_eq!(base, digest(&|t| t.vector(&[1.0, 2.0])));
         assert_ne!(base, digest(&|t| t.vector(&[1.0, -2.0])));
-        assert_ne!(base, digest(&|t| {
-            t.vector(&[1.0]);
-            t.scalar(2.0)
-        }));
+        assert_ne!(
+            base,
+            digest(&|t| {
+                t.vector(&[1.0]);
+                t.scalar(2.0)
+            })
+        );
         assert_ne!(digest(&|t| t.scalar(0.0)), digest(&|t| t.scalar(-0.0)));
         let mut other_kind = Transcript::new("resnet_softmax");
         other_kind.vector(&[1.0, 2.0]);
@@ -475,13 +478,7 @@ mod tests {
     #[test]
     fn params_check_rejects_wrong_length_and_nan() {
         assert!(Params(vec![0.0; 3]).check(3).is_ok());
-        assert_eq!(
-            Params(vec![0.0; 2]).check(3),
-            Err(ProblemError::Dimension { what: "params", expected: 3, got: 2 })
-        );
-        assert_eq!(
-            Params(vec![0.0, f64::NAN]).check(2),
-            Err(ProblemError::NonFinite { what: "params", index: 1 })
-        );
+        assert_eq!(Params(vec![0.0; 2]).check(3), Err(ProblemError::Dimension { what: "params", expected: 3, got: 2 }));
+        assert_eq!(Params(vec![0.0, f64::NAN]).check(2), Err(ProblemError::NonFinite { what: "params", index: 1 }));
     }
 }

@@ -7,7 +7,7 @@
 //! counts depend on shapes only. It must not know which problem it serves.
 
 use crate::compute::det::rng::tags;
-use crate::compute::det::{self, count_flops, math, CholError, Cholesky, DetRng, Mat};
+use crate::compute::det::{self, CholError, Cholesky, DetRng, Mat, count_flops, math};
 
 /// Fixed ridge of the sketched Gram factorisations, relative to `tr(G)/d`.
 pub const SKETCH_RIDGE_REL: f64 = 1e-6;

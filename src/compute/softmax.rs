@@ -13,13 +13,17 @@ mod solve;
 mod step;
 mod synthetic;
 
-pub use step::{step_cost_mwu, step_flop_classes, step_flops, FlopClasses, StepShape, CLASS_WEIGHTS_16, STEP_OVERHEAD_FLOPS};
-pub use synthetic::{synthetic_seed, uniform_reg, Synthetic};
+pub use step::{
+    CLASS_WEIGHTS_16, FlopClasses, STEP_OVERHEAD_FLOPS, StepShape, step_cost_mwu, step_flop_classes, step_flops,
+};
+pub use synthetic::{Synthetic, synthetic_seed, uniform_reg};
 
 use crate::compute::copyright::{Copyright, CopyrightVariant};
 use crate::compute::det::{self, Mat};
 use crate::compute::nmr::{self, Phi};
-use crate::compute::problem::{Certificate, Figure, IterReport, Params, Problem, ProblemError, SolveInfo, SolveOpts, StepOutput, Transcript};
+use crate::compute::problem::{
+    Certificate, Figure, IterReport, Params, Problem, ProblemError, SolveInfo, SolveOpts, StepOutput, Transcript,
+};
 
 /// Oversampling factor of the leverage-score row sampling: `K = β·d` rows are drawn
 /// (SOLVERS.md §0.5 item 3: β = 8).
@@ -79,7 +83,10 @@ impl SoftmaxProblem {
     pub fn new(phi: Phi, a: Mat, b: Vec<f64>, opts: SoftmaxOptions) -> Result<SoftmaxProblem, ProblemError> {
         let (n, d) = (a.rows(), a.cols());
         if n == 0 || d == 0 {
-            return Err(ProblemError::InvalidSpec { what: "data", reason: format!("A is {n}x{d}, need at least one row and column") });
+            return Err(ProblemError::InvalidSpec {
+                what: "data",
+                reason: format!("A is {n}x{d}, need at least one row and column"),
+            });
         }
         if b.len() != n {
             return Err(ProblemError::Dimension { what: "target b", expected: n, got: b.len() });
@@ -111,7 +118,10 @@ impl SoftmaxProblem {
                 return Err(ProblemError::Dimension { what: "mask", expected: n, got: m.len() });
             }
             if let Some(i) = m.iter().position(|v| *v != 0.0 && *v != 1.0) {
-                return Err(ProblemError::InvalidSpec { what: "mask", reason: format!("mask[{i}] = {} is not 0 or 1", m[i]) });
+                return Err(ProblemError::InvalidSpec {
+                    what: "mask",
+                    reason: format!("mask[{i}] = {} is not 0 or 1", m[i]),
+                });
             }
         }
         let copyright = match opts.copyright {
@@ -223,7 +233,9 @@ impl Problem for SoftmaxProblem {
     fn check_iterate(&self, x: &Params) -> Result<(), ProblemError> {
         x.check(self.dim())?;
         match x.0.iter().position(|v| v.abs() > self.x_bound) {
-            Some(index) => Err(ProblemError::OutsideBox { what: "params", index, value: x.0[index], bound: self.x_bound }),
+            Some(index) => {
+                Err(ProblemError::OutsideBox { what: "params", index, value: x.0[index], bound: self.x_bound })
+            }
             None => Ok(()),
         }
     }
@@ -286,7 +298,11 @@ impl Problem for SoftmaxProblem {
         Ok(phi.u.iter().map(|u| u / alpha).collect())
     }
 
-    fn solve(&self, opts: &SolveOpts, observe: &mut dyn FnMut(&IterReport)) -> Result<(Params, SolveInfo), ProblemError> {
+    fn solve(
+        &self,
+        opts: &SolveOpts,
+        observe: &mut dyn FnMut(&IterReport),
+    ) -> Result<(Params, SolveInfo), ProblemError> {
         self.newton_solve(opts, observe)
     }
 }

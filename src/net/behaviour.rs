@@ -75,12 +75,7 @@ impl Behaviour {
     ///
     /// `max_block_bytes` sizes gossipsub's message cap: its default (64 KiB) is far below
     /// a block.
-    pub fn new(
-        key: &Keypair,
-        chain_id: &Hash256,
-        max_block_bytes: usize,
-        mdns: bool,
-    ) -> Result<Self, NetError> {
+    pub fn new(key: &Keypair, chain_id: &Hash256, max_block_bytes: usize, mdns: bool) -> Result<Self, NetError> {
         let peer_id = key.public().to_peer_id();
 
         let gossip_cfg = gossipsub::ConfigBuilder::default()
@@ -92,23 +87,12 @@ impl Behaviour {
             // an invalid block is never relayed by us.
             .validate_messages()
             // Content addressing: the same object sent by two peers is one message.
-            .message_id_fn(|m: &gossipsub::Message| {
-                gossipsub::MessageId::from(sha256(&m.data).0.to_vec())
-            })
+            .message_id_fn(|m: &gossipsub::Message| gossipsub::MessageId::from(sha256(&m.data).0.to_vec()))
             .max_transmit_size(max_block_bytes.saturating_add(GOSSIP_OVERHEAD_BYTES))
             .build()
-            .map_err(|e| NetError::Behaviour {
-                what: "gossipsub config",
-                reason: e.to_string(),
-            })?;
-        let gossipsub = gossipsub::Behaviour::new(
-            gossipsub::MessageAuthenticity::Signed(key.clone()),
-            gossip_cfg,
-        )
-        .map_err(|e| NetError::Behaviour {
-            what: "gossipsub",
-            reason: e.to_string(),
-        })?;
+            .map_err(|e| NetError::Behaviour { what: "gossipsub config", reason: e.to_string() })?;
+        let gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_cfg)
+            .map_err(|e| NetError::Behaviour { what: "gossipsub", reason: e.to_string() })?;
 
         let identify = identify::Behaviour::new(
             identify::Config::new(identify_protocol(chain_id), key.public())
@@ -126,12 +110,8 @@ impl Behaviour {
 
         let mdns = if mdns {
             Some(
-                mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id).map_err(|e| {
-                    NetError::Behaviour {
-                        what: "mdns",
-                        reason: e.to_string(),
-                    }
-                })?,
+                mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
+                    .map_err(|e| NetError::Behaviour { what: "mdns", reason: e.to_string() })?,
             )
         } else {
             None
@@ -161,9 +141,7 @@ mod tests {
 
     #[test]
     fn protocol_names_carry_the_chain_tag() {
-        let id: Hash256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-            .parse()
-            .unwrap();
+        let id: Hash256 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".parse().unwrap();
         assert_eq!(identify_protocol(&id), "/gradientcoin/01234567/1");
         assert_eq!(kad_protocol(&id).as_ref(), "/gradientcoin/01234567/kad/1");
     }

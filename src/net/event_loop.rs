@@ -30,10 +30,7 @@ use crate::net::{Command, NetConfig, NetError, NetEvent, PeerInfo, ResponseToken
 const BAN_SWEEP: Duration = Duration::from_secs(5);
 
 fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// A connected peer's bookkeeping.
@@ -56,8 +53,7 @@ pub(crate) struct EventLoop {
     /// Our chain's Kademlia protocol, to recognise peers of the same chain.
     kad_protocol: StreamProtocol,
     /// Outbound sync requests waiting for their response.
-    pending_requests:
-        HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Result<SyncResponse, NetError>>)>,
+    pending_requests: HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Result<SyncResponse, NetError>>)>,
     peers: HashMap<PeerId, Peer>,
     /// Banned peers and the unix time their ban ends.
     bans: HashMap<PeerId, u64>,
@@ -82,20 +78,14 @@ impl EventLoop {
                 .behaviour_mut()
                 .gossipsub
                 .subscribe(topic)
-                .map_err(|reason| NetError::Subscribe {
-                    topic: kind,
-                    reason,
-                })?;
+                .map_err(|reason| NetError::Subscribe { topic: kind, reason })?;
         }
 
         let mut listeners = HashMap::new();
         for addr in &cfg.listen {
             let id = swarm
                 .listen_on(addr.clone())
-                .map_err(|source| NetError::Listen {
-                    addr: addr.clone(),
-                    source: Box::new(source),
-                })?;
+                .map_err(|source| NetError::Listen { addr: addr.clone(), source: Box::new(source) })?;
             listeners.insert(id, Vec::new());
         }
 
@@ -125,10 +115,7 @@ impl EventLoop {
         let mut seeded = false;
         for addr in &cfg.bootstrap {
             if let Some(Protocol::P2p(peer)) = addr.iter().last() {
-                this.swarm
-                    .behaviour_mut()
-                    .kad
-                    .add_address(&peer, addr.clone());
+                this.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
                 seeded = true;
             }
             // A bootstrap peer that is down must not stop the node: log and go on.
@@ -201,33 +188,21 @@ impl EventLoop {
                 };
                 let _ = reply.send(result);
             }
-            Command::Report {
-                message_id,
-                source,
-                verdict,
-            } => {
-                let known = self
-                    .swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(&message_id, &source, verdict.into());
+            Command::Report { message_id, source, verdict } => {
+                let known = self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                    &message_id,
+                    &source,
+                    verdict.into(),
+                );
                 if !known {
                     debug!(%message_id, "verdict for a message no longer in the cache");
                 }
             }
-            Command::Request {
-                peer,
-                request,
-                reply,
-            } => {
+            Command::Request { peer, request, reply } => {
                 let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
                 self.pending_requests.insert(id, (peer, reply));
             }
-            Command::Respond {
-                token,
-                response,
-                reply,
-            } => {
+            Command::Respond { token, response, reply } => {
                 let peer = token.peer;
                 let result = self
                     .swarm
@@ -246,13 +221,8 @@ impl EventLoop {
                 let _ = reply.send(());
             }
             Command::Dial { addr, reply } => {
-                let result = self
-                    .swarm
-                    .dial(addr.clone())
-                    .map_err(|source| NetError::Dial {
-                        addr,
-                        source: Box::new(source),
-                    });
+                let result =
+                    self.swarm.dial(addr.clone()).map_err(|source| NetError::Dial { addr, source: Box::new(source) });
                 let _ = reply.send(result);
             }
             Command::Peers { reply } => {
@@ -293,12 +263,7 @@ impl EventLoop {
 
     fn lift_expired_bans(&mut self) {
         let now = now_unix();
-        let expired: Vec<PeerId> = self
-            .bans
-            .iter()
-            .filter(|&(_, &until)| until <= now)
-            .map(|(p, _)| *p)
-            .collect();
+        let expired: Vec<PeerId> = self.bans.iter().filter(|&(_, &until)| until <= now).map(|(p, _)| *p).collect();
         for peer in expired {
             self.unban(peer);
         }
@@ -321,12 +286,7 @@ impl EventLoop {
     fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
         match ev {
             SwarmEvent::Behaviour(ev) => self.on_behaviour_event(ev),
-            SwarmEvent::ConnectionEstablished {
-                peer_id,
-                connection_id,
-                endpoint,
-                ..
-            } => {
+            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
                 // The block list denies banned peers in the handshake; this catches a
                 // connection that raced with the ban.
                 if self.is_banned(&peer_id) {
@@ -344,18 +304,10 @@ impl EventLoop {
                 peer.connections.insert(connection_id, addr.clone());
                 if first {
                     debug!(peer = %peer_id, %addr, "peer connected");
-                    self.emit(NetEvent::PeerConnected {
-                        peer: peer_id,
-                        addr,
-                    });
+                    self.emit(NetEvent::PeerConnected { peer: peer_id, addr });
                 }
             }
-            SwarmEvent::ConnectionClosed {
-                peer_id,
-                connection_id,
-                cause,
-                ..
-            } => {
+            SwarmEvent::ConnectionClosed { peer_id, connection_id, cause, .. } => {
                 let Some(peer) = self.peers.get_mut(&peer_id) else {
                     return;
                 };
@@ -366,27 +318,17 @@ impl EventLoop {
                     self.emit(NetEvent::PeerDisconnected { peer: peer_id });
                 }
             }
-            SwarmEvent::NewListenAddr {
-                listener_id,
-                address,
-            } => {
+            SwarmEvent::NewListenAddr { listener_id, address } => {
                 info!(%address, "listening");
                 self.listeners.entry(listener_id).or_default().push(address);
                 self.answer_listen_waiters();
             }
-            SwarmEvent::ExpiredListenAddr {
-                listener_id,
-                address,
-            } => {
+            SwarmEvent::ExpiredListenAddr { listener_id, address } => {
                 if let Some(addrs) = self.listeners.get_mut(&listener_id) {
                     addrs.retain(|a| a != &address);
                 }
             }
-            SwarmEvent::ListenerClosed {
-                listener_id,
-                reason,
-                ..
-            } => {
+            SwarmEvent::ListenerClosed { listener_id, reason, .. } => {
                 warn!(?listener_id, ?reason, "listener closed");
                 self.listeners.remove(&listener_id);
                 self.answer_listen_waiters();
@@ -394,11 +336,7 @@ impl EventLoop {
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 debug!(?peer_id, %error, "outgoing connection failed");
             }
-            SwarmEvent::IncomingConnectionError {
-                send_back_addr,
-                error,
-                ..
-            } => {
+            SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
                 debug!(%send_back_addr, %error, "incoming connection failed");
             }
             other => debug!(event = ?other, "swarm event"),
@@ -423,25 +361,16 @@ impl EventLoop {
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 for (peer, addr) in found {
-                    self.swarm
-                        .behaviour_mut()
-                        .kad
-                        .add_address(&peer, addr.clone());
+                    self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
                     if !self.swarm.is_connected(&peer) && !self.is_banned(&peer) {
-                        let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
-                            .addresses(vec![addr])
-                            .build();
+                        let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer).addresses(vec![addr]).build();
                         if let Err(e) = self.swarm.dial(opts) {
                             debug!(%peer, error = %e, "cannot dial mdns peer");
                         }
                     }
                 }
             }
-            BehaviourEvent::Kad(kad::Event::RoutingUpdated {
-                peer,
-                is_new_peer: true,
-                ..
-            }) => {
+            BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, is_new_peer: true, .. }) => {
                 debug!(%peer, "kademlia: new peer in routing table");
             }
             BehaviourEvent::Ping(_) => {}
@@ -461,50 +390,32 @@ impl EventLoop {
 
     fn reject_bad_gossip(&mut self, source: PeerId, message_id: MessageId, reason: String) {
         debug!(%source, %message_id, %reason, "undecodable gossip");
-        self.swarm
-            .behaviour_mut()
-            .gossipsub
-            .report_message_validation_result(&message_id, &source, MessageAcceptance::Reject);
-        self.emit(NetEvent::BadMessage {
-            source,
-            message_id,
-            reason,
-        });
+        self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+            &message_id,
+            &source,
+            MessageAcceptance::Reject,
+        );
+        self.emit(NetEvent::BadMessage { source, message_id, reason });
     }
 
     fn on_gossip(&mut self, ev: gossipsub::Event) {
         match ev {
-            gossipsub::Event::Message {
-                propagation_source: source,
-                message_id,
-                message,
-            } => {
+            gossipsub::Event::Message { propagation_source: source, message_id, message } => {
                 let event = match self.topic_of(&message.topic) {
                     Some(Topic::Blocks) => {
-                        match encode::decode::<Block>(&message.data, self.max_block_bytes, "block")
-                        {
-                            Ok(block) => NetEvent::Block {
-                                source,
-                                message_id: message_id.clone(),
-                                block,
-                            },
+                        match encode::decode::<Block>(&message.data, self.max_block_bytes, "block") {
+                            Ok(block) => NetEvent::Block { source, message_id: message_id.clone(), block },
                             Err(e) => {
                                 return self.reject_bad_gossip(source, message_id, e.to_string());
                             }
                         }
                     }
-                    Some(Topic::Txs) => match encode::decode::<Transaction>(
-                        &message.data,
-                        self.max_tx_bytes,
-                        "transaction",
-                    ) {
-                        Ok(tx) => NetEvent::Tx {
-                            source,
-                            message_id: message_id.clone(),
-                            tx,
-                        },
-                        Err(e) => return self.reject_bad_gossip(source, message_id, e.to_string()),
-                    },
+                    Some(Topic::Txs) => {
+                        match encode::decode::<Transaction>(&message.data, self.max_tx_bytes, "transaction") {
+                            Ok(tx) => NetEvent::Tx { source, message_id: message_id.clone(), tx },
+                            Err(e) => return self.reject_bad_gossip(source, message_id, e.to_string()),
+                        }
+                    }
                     None => {
                         let reason = format!("message on unknown topic {}", message.topic);
                         return self.reject_bad_gossip(source, message_id, reason);
@@ -513,67 +424,41 @@ impl EventLoop {
                 if self.emit(event).is_some() {
                     // The node never sees it: release it from gossipsub's cache without
                     // judging it, so the sender is not penalised for our backlog.
-                    self.swarm
-                        .behaviour_mut()
-                        .gossipsub
-                        .report_message_validation_result(
-                            &message_id,
-                            &source,
-                            MessageAcceptance::Ignore,
-                        );
+                    self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                        &message_id,
+                        &source,
+                        MessageAcceptance::Ignore,
+                    );
                 }
             }
             gossipsub::Event::Subscribed { peer_id, topic } => {
                 if let Some(topic) = self.topic_of(&topic) {
-                    self.emit(NetEvent::PeerSubscribed {
-                        peer: peer_id,
-                        topic,
-                    });
+                    self.emit(NetEvent::PeerSubscribed { peer: peer_id, topic });
                 }
             }
             other => debug!(event = ?other, "gossipsub event"),
         }
     }
 
-    fn on_sync(
-        &mut self,
-        ev: request_response::Event<crate::net::protocol::SyncRequest, SyncResponse>,
-    ) {
+    fn on_sync(&mut self, ev: request_response::Event<crate::net::protocol::SyncRequest, SyncResponse>) {
         match ev {
             request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request {
-                    request, channel, ..
-                } => {
+                request_response::Message::Request { request, channel, .. } => {
                     let token = ResponseToken { peer, channel };
                     // If the node cannot take it, dropping the token fails the request at
                     // the requester, who asks someone else.
-                    self.emit(NetEvent::SyncRequest {
-                        peer,
-                        request,
-                        token,
-                    });
+                    self.emit(NetEvent::SyncRequest { peer, request, token });
                 }
-                request_response::Message::Response {
-                    request_id,
-                    response,
-                } => {
+                request_response::Message::Response { request_id, response } => {
                     if let Some((_, reply)) = self.pending_requests.remove(&request_id) {
                         let _ = reply.send(Ok(response));
                     }
                 }
             },
-            request_response::Event::OutboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } => {
+            request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
                 debug!(%peer, %error, "sync request failed");
                 if let Some((_, reply)) = self.pending_requests.remove(&request_id) {
-                    let _ = reply.send(Err(NetError::Request {
-                        peer,
-                        reason: error,
-                    }));
+                    let _ = reply.send(Err(NetError::Request { peer, reason: error }));
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
@@ -582,10 +467,7 @@ impl EventLoop {
                 if let request_response::InboundFailure::Io(e) = &error
                     && e.kind() == std::io::ErrorKind::InvalidData
                 {
-                    self.emit(NetEvent::BadRequest {
-                        peer,
-                        reason: e.to_string(),
-                    });
+                    self.emit(NetEvent::BadRequest { peer, reason: e.to_string() });
                 } else {
                     debug!(%peer, %error, "inbound sync request failed");
                 }

@@ -110,12 +110,8 @@ impl SyncRequest {
     /// before writing, the receiver after decoding).
     pub fn check(&self) -> Result<(), LimitError> {
         match self {
-            SyncRequest::GetHeaders { locator, .. } => {
-                at_most("locator", locator.len(), MAX_LOCATOR_HASHES)
-            }
-            SyncRequest::GetBlocks { hashes } => {
-                at_most("block request", hashes.len(), MAX_BLOCKS_PER_RESPONSE)
-            }
+            SyncRequest::GetHeaders { locator, .. } => at_most("locator", locator.len(), MAX_LOCATOR_HASHES),
+            SyncRequest::GetBlocks { hashes } => at_most("block request", hashes.len(), MAX_BLOCKS_PER_RESPONSE),
         }
     }
 }
@@ -128,11 +124,7 @@ impl SyncResponse {
             SyncResponse::Blocks(b) => at_most("blocks response", b.len(), MAX_BLOCKS_PER_RESPONSE),
             SyncResponse::Error(text) => {
                 if text.len() > MAX_ERROR_LEN {
-                    return Err(LimitError::TooLarge {
-                        what: "error text",
-                        len: text.len(),
-                        limit: MAX_ERROR_LEN,
-                    });
+                    return Err(LimitError::TooLarge { what: "error text", len: text.len(), limit: MAX_ERROR_LEN });
                 }
                 Ok(())
             }
@@ -169,10 +161,7 @@ pub struct SyncCodec {
 
 impl Default for SyncCodec {
     fn default() -> Self {
-        SyncCodec {
-            max_request_bytes: MAX_REQUEST_BYTES,
-            max_response_bytes: MAX_RESPONSE_BYTES,
-        }
+        SyncCodec { max_request_bytes: MAX_REQUEST_BYTES, max_response_bytes: MAX_RESPONSE_BYTES }
     }
 }
 
@@ -205,23 +194,14 @@ where
 }
 
 /// Writes one frame, refusing to send more than the receiver will accept.
-async fn write_frame<T>(
-    io: &mut T,
-    bytes: &[u8],
-    limit: usize,
-    what: &'static str,
-) -> io::Result<()>
+async fn write_frame<T>(io: &mut T, bytes: &[u8], limit: usize, what: &'static str) -> io::Result<()>
 where
     T: AsyncWrite + Unpin + Send,
 {
     if bytes.len() > limit {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            LimitError::TooLarge {
-                what,
-                len: bytes.len(),
-                limit,
-            },
+            LimitError::TooLarge { what, len: bytes.len(), limit },
         ));
     }
     // `limit` is at most 16 MiB, so the length fits a u32.
@@ -240,8 +220,7 @@ impl libp2p::request_response::Codec for SyncCodec {
         T: AsyncRead + Unpin + Send,
     {
         let buf = read_frame(io, self.max_request_bytes, "sync request").await?;
-        let req: SyncRequest =
-            encode::decode(&buf, self.max_request_bytes, "sync request").map_err(invalid)?;
+        let req: SyncRequest = encode::decode(&buf, self.max_request_bytes, "sync request").map_err(invalid)?;
         req.check().map_err(invalid)?;
         Ok(req)
     }
@@ -251,50 +230,25 @@ impl libp2p::request_response::Codec for SyncCodec {
         T: AsyncRead + Unpin + Send,
     {
         let buf = read_frame(io, self.max_response_bytes, "sync response").await?;
-        let resp: SyncResponse =
-            encode::decode(&buf, self.max_response_bytes, "sync response").map_err(invalid)?;
+        let resp: SyncResponse = encode::decode(&buf, self.max_response_bytes, "sync response").map_err(invalid)?;
         resp.check().map_err(invalid)?;
         Ok(resp)
     }
 
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: SyncRequest,
-    ) -> io::Result<()>
+    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: SyncRequest) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
-        req.check()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        write_frame(
-            io,
-            &encode::encode(&req),
-            self.max_request_bytes,
-            "sync request",
-        )
-        .await
+        req.check().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        write_frame(io, &encode::encode(&req), self.max_request_bytes, "sync request").await
     }
 
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        resp: SyncResponse,
-    ) -> io::Result<()>
+    async fn write_response<T>(&mut self, _: &StreamProtocol, io: &mut T, resp: SyncResponse) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
-        resp.check()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        write_frame(
-            io,
-            &encode::encode(&resp),
-            self.max_response_bytes,
-            "sync response",
-        )
-        .await
+        resp.check().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        write_frame(io, &encode::encode(&resp), self.max_response_bytes, "sync response").await
     }
 }
 
@@ -322,23 +276,15 @@ mod tests {
 
     #[test]
     fn requests_and_responses_round_trip_through_frames() {
-        let req = SyncRequest::GetHeaders {
-            locator: vec![Hash256([1; 32]), Hash256([2; 32])],
-            stop: Hash256::ZERO,
-        };
+        let req = SyncRequest::GetHeaders { locator: vec![Hash256([1; 32]), Hash256([2; 32])], stop: Hash256::ZERO };
         let bytes = written(|c, io| block_on(c.write_request(&PROTOCOL, io, req.clone())));
-        assert_eq!(
-            u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize,
-            bytes.len() - 4
-        );
-        let back = block_on(SyncCodec::default().read_request(&PROTOCOL, &mut Cursor::new(bytes)))
-            .unwrap();
+        assert_eq!(u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize, bytes.len() - 4);
+        let back = block_on(SyncCodec::default().read_request(&PROTOCOL, &mut Cursor::new(bytes))).unwrap();
         assert_eq!(back, req);
 
         let resp = SyncResponse::Headers((0..3).map(header).collect());
         let bytes = written(|c, io| block_on(c.write_response(&PROTOCOL, io, resp.clone())));
-        let back = block_on(SyncCodec::default().read_response(&PROTOCOL, &mut Cursor::new(bytes)))
-            .unwrap();
+        let back = block_on(SyncCodec::default().read_response(&PROTOCOL, &mut Cursor::new(bytes))).unwrap();
         assert_eq!(back, resp);
     }
 
@@ -347,44 +293,33 @@ mod tests {
         // A 1 GiB announcement with no body: the error must be the limit, not an early EOF,
         // which shows the codec refused it from the prefix alone.
         let bytes = (1u32 << 30).to_le_bytes().to_vec();
-        let err = block_on(
-            SyncCodec::default().read_response(&PROTOCOL, &mut Cursor::new(bytes.clone())),
-        )
-        .unwrap_err();
+        let err = block_on(SyncCodec::default().read_response(&PROTOCOL, &mut Cursor::new(bytes.clone()))).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
         assert!(err.to_string().contains("exceeds the limit"), "{err}");
         // Requests have a much smaller limit.
         let bytes = ((MAX_REQUEST_BYTES + 1) as u32).to_le_bytes().to_vec();
-        let err = block_on(SyncCodec::default().read_request(&PROTOCOL, &mut Cursor::new(bytes)))
-            .unwrap_err();
+        let err = block_on(SyncCodec::default().read_request(&PROTOCOL, &mut Cursor::new(bytes))).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
 
     #[test]
     fn counts_above_the_limits_are_rejected_on_both_sides() {
-        let too_many = SyncRequest::GetBlocks {
-            hashes: vec![Hash256::ZERO; MAX_BLOCKS_PER_RESPONSE + 1],
-        };
+        let too_many = SyncRequest::GetBlocks { hashes: vec![Hash256::ZERO; MAX_BLOCKS_PER_RESPONSE + 1] };
         let mut cur = Cursor::new(Vec::new());
-        assert!(
-            block_on(SyncCodec::default().write_request(&PROTOCOL, &mut cur, too_many.clone()))
-                .is_err()
-        );
+        assert!(block_on(SyncCodec::default().write_request(&PROTOCOL, &mut cur, too_many.clone())).is_err());
 
         // A peer that skips the check: frame it by hand.
         let body = encode::encode(&too_many);
         let mut bytes = (body.len() as u32).to_le_bytes().to_vec();
         bytes.extend_from_slice(&body);
-        let err = block_on(SyncCodec::default().read_request(&PROTOCOL, &mut Cursor::new(bytes)))
-            .unwrap_err();
+        let err = block_on(SyncCodec::default().read_request(&PROTOCOL, &mut Cursor::new(bytes))).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
 
         let headers = SyncResponse::Headers(vec![header(0); MAX_HEADERS + 1]);
         let body = encode::encode(&headers);
         let mut bytes = (body.len() as u32).to_le_bytes().to_vec();
         bytes.extend_from_slice(&body);
-        let err = block_on(SyncCodec::default().read_response(&PROTOCOL, &mut Cursor::new(bytes)))
-            .unwrap_err();
+        let err = block_on(SyncCodec::default().read_response(&PROTOCOL, &mut Cursor::new(bytes))).unwrap_err();
         assert!(err.to_string().contains("2001"), "{err}");
     }
 
@@ -392,22 +327,18 @@ mod tests {
     fn truncated_and_garbage_frames_are_errors() {
         let mut bytes = 10u32.to_le_bytes().to_vec();
         bytes.extend_from_slice(&[0xff; 3]);
-        let err = block_on(SyncCodec::default().read_request(&PROTOCOL, &mut Cursor::new(bytes)))
-            .unwrap_err();
+        let err = block_on(SyncCodec::default().read_request(&PROTOCOL, &mut Cursor::new(bytes))).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         let mut bytes = 4u32.to_le_bytes().to_vec();
         bytes.extend_from_slice(&[0xff; 4]);
-        let err = block_on(SyncCodec::default().read_request(&PROTOCOL, &mut Cursor::new(bytes)))
-            .unwrap_err();
+        let err = block_on(SyncCodec::default().read_request(&PROTOCOL, &mut Cursor::new(bytes))).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
 
     #[test]
     fn blocks_within_limits_caps_count() {
         let g = crate::chain::params::ChainParams::dev().genesis;
-        let SyncResponse::Blocks(b) = SyncResponse::blocks_within_limits(vec![g; 40]) else {
-            unreachable!()
-        };
+        let SyncResponse::Blocks(b) = SyncResponse::blocks_within_limits(vec![g; 40]) else { unreachable!() };
         assert_eq!(b.len(), MAX_BLOCKS_PER_RESPONSE);
     }
 }

@@ -53,17 +53,8 @@ async fn node_with(cfg: NetConfig) -> Node {
     let (net, events) = spawn(cfg).unwrap();
     let addrs = timeout(WAIT, net.listen_addrs()).await.unwrap().unwrap();
     assert_eq!(addrs.len(), 1);
-    assert!(
-        !addrs[0].to_string().ends_with("/tcp/0"),
-        "real port expected: {}",
-        addrs[0]
-    );
-    Node {
-        id: net.local_peer_id(),
-        net,
-        events,
-        addr: addrs[0].clone(),
-    }
+    assert!(!addrs[0].to_string().ends_with("/tcp/0"), "real port expected: {}", addrs[0]);
+    Node { id: net.local_peer_id(), net, events, addr: addrs[0].clone() }
 }
 
 async fn node() -> Node {
@@ -90,10 +81,7 @@ async fn wait_for<T>(node: &mut Node, what: &str, mut f: impl FnMut(NetEvent) ->
 
 async fn subscribed(node: &mut Node, peer: PeerId) {
     wait_for(node, "block topic subscription", |ev| match ev {
-        NetEvent::PeerSubscribed {
-            peer: p,
-            topic: Topic::Blocks,
-        } if p == peer => Some(()),
+        NetEvent::PeerSubscribed { peer: p, topic: Topic::Blocks } if p == peer => Some(()),
         _ => None,
     })
     .await
@@ -114,11 +102,7 @@ async fn connect(a: &mut Node, b: &mut Node) {
 
 async fn next_block(node: &mut Node) -> (PeerId, MessageId, Block) {
     wait_for(node, "a gossiped block", |ev| match ev {
-        NetEvent::Block {
-            source,
-            message_id,
-            block,
-        } => Some((source, message_id, block)),
+        NetEvent::Block { source, message_id, block } => Some((source, message_id, block)),
         _ => None,
     })
     .await
@@ -185,41 +169,26 @@ async fn a_sync_request_is_answered_through_respond() {
     connect(&mut a, &mut b).await;
 
     let genesis = dev().genesis.header;
-    let asked = SyncRequest::GetHeaders {
-        locator: vec![genesis.prev],
-        stop: Hash256::ZERO,
-    };
+    let asked = SyncRequest::GetHeaders { locator: vec![genesis.prev], stop: Hash256::ZERO };
     let requester = b.net.clone();
     let (a_id, req) = (a.id, asked.clone());
     let pending = tokio::spawn(async move { requester.request(a_id, req).await });
 
     let (peer, request, token) = wait_for(&mut a, "a sync request", |ev| match ev {
-        NetEvent::SyncRequest {
-            peer,
-            request,
-            token,
-        } => Some((peer, request, token)),
+        NetEvent::SyncRequest { peer, request, token } => Some((peer, request, token)),
         _ => None,
     })
     .await;
     assert_eq!((peer, &request), (b.id, &asked));
     assert_eq!(token.peer(), b.id);
-    a.net
-        .respond(token, SyncResponse::Headers(vec![genesis]))
-        .await
-        .unwrap();
+    a.net.respond(token, SyncResponse::Headers(vec![genesis])).await.unwrap();
 
     let answer = timeout(WAIT, pending).await.unwrap().unwrap().unwrap();
     assert_eq!(answer, SyncResponse::Headers(vec![genesis]));
 
     // Over-limit requests never leave the node.
-    let too_many = SyncRequest::GetBlocks {
-        hashes: vec![Hash256::ZERO; MAX_BLOCKS_PER_RESPONSE + 1],
-    };
-    assert!(matches!(
-        b.net.request(a.id, too_many).await,
-        Err(NetError::Limit(_))
-    ));
+    let too_many = SyncRequest::GetBlocks { hashes: vec![Hash256::ZERO; MAX_BLOCKS_PER_RESPONSE + 1] };
+    assert!(matches!(b.net.request(a.id, too_many).await, Err(NetError::Limit(_))));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,22 +225,8 @@ async fn a_banned_peer_is_disconnected_and_cannot_reconnect_until_unbanned() {
     })
     .await;
     assert!(watch.is_err(), "watch loop ended early");
-    assert!(
-        a.net
-            .peers()
-            .await
-            .unwrap()
-            .iter()
-            .all(|p| p.peer_id != b_id)
-    );
-    assert!(
-        b.net
-            .peers()
-            .await
-            .unwrap()
-            .iter()
-            .all(|p| p.peer_id != a_id)
-    );
+    assert!(a.net.peers().await.unwrap().iter().all(|p| p.peer_id != b_id));
+    assert!(b.net.peers().await.unwrap().iter().all(|p| p.peer_id != a_id));
 
     a.net.unban(b.id).await.unwrap();
     b.net.dial(a.addr.clone()).await.unwrap();
@@ -287,10 +242,7 @@ async fn undecodable_gossip_is_reported_as_a_bad_message() {
     let (mut a, mut b) = (node().await, node().await);
     connect(&mut a, &mut b).await;
 
-    a.net
-        .publish_bytes(Topic::Blocks, vec![0xde, 0xad, 0xbe, 0xef])
-        .await
-        .unwrap();
+    a.net.publish_bytes(Topic::Blocks, vec![0xde, 0xad, 0xbe, 0xef]).await.unwrap();
     let (source, reason) = wait_for(&mut b, "BadMessage", |ev| match ev {
         NetEvent::BadMessage { source, reason, .. } => Some((source, reason)),
         NetEvent::Block { .. } => panic!("garbage decoded as a block"),
@@ -305,11 +257,7 @@ async fn undecodable_gossip_is_reported_as_a_bad_message() {
 async fn bans_from_the_config_apply_from_the_start() {
     let b_cfg = config();
     let b_id = b_cfg.keypair.public().to_peer_id();
-    let mut a = node_with(NetConfig {
-        banned: vec![(b_id, u64::MAX)],
-        ..config()
-    })
-    .await;
+    let mut a = node_with(NetConfig { banned: vec![(b_id, u64::MAX)], ..config() }).await;
     let b = node_with(b_cfg).await;
 
     b.net.dial(a.addr.clone()).await.unwrap();
@@ -321,19 +269,12 @@ async fn bans_from_the_config_apply_from_the_start() {
         }),
     )
     .await;
-    assert!(
-        connected.is_err(),
-        "A accepted B despite the configured ban"
-    );
+    assert!(connected.is_err(), "A accepted B despite the configured ban");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_with_mdns_starts_and_listens() {
     // Only this node runs mDNS, so it finds none of the other tests' nodes.
-    let n = node_with(NetConfig {
-        mdns: true,
-        ..config()
-    })
-    .await;
+    let n = node_with(NetConfig { mdns: true, ..config() }).await;
     assert!(n.net.peers().await.unwrap().is_empty());
 }

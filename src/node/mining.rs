@@ -14,12 +14,12 @@ use super::{Announce, Node, NodeError, Request};
 use crate::chain::address::Address;
 use crate::chain::amount::Amount;
 use crate::chain::block::Block;
+use crate::chain::pipeline::Accepted;
 use crate::chain::state::State;
 use crate::chain::tx::Transaction;
 use crate::compute::problem::Params;
 use crate::hash::Hash256;
 use crate::miner::{self, MinerPool, TemplateRequest};
-use crate::chain::pipeline::Accepted;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
@@ -194,7 +194,8 @@ impl Node {
         let held = std::mem::take(&mut m.held);
         // Held updates still valid here (one mined, or beaten by another block, is gone).
         let state = self.chain.state_mut();
-        let held: Vec<Transaction> = held.into_iter().filter(|tx| state.check_tx(tx, height, &params).is_ok()).collect();
+        let held: Vec<Transaction> =
+            held.into_iter().filter(|tx| state.check_tx(tx, height, &params).is_ok()).collect();
         let held_tasks: HashSet<Hash256> = held.iter().filter_map(update_task).collect();
         let task = choose_task(state, params.public_task_id, height, &held_tasks)
             .ok_or_else(|| NodeError::NotFound("an open task to mine".into()))?;
@@ -202,7 +203,9 @@ impl Node {
         // same task could then fail to improve on it and invalidate the block.
         let mut txs = held.clone();
         let pool_txs = self.mempool.select(params.max_block_bytes / 2);
-        txs.extend(pool_txs.into_iter().filter(|t| update_task(t).is_none_or(|id| id != task && !held_tasks.contains(&id))));
+        txs.extend(
+            pool_txs.into_iter().filter(|t| update_task(t).is_none_or(|id| id != task && !held_tasks.contains(&id))),
+        );
         let time = self.now();
         let tip = self.chain.tip();
         let ctx = self.chain.index().parent_context(&tip).expect("the tip is indexed");
@@ -262,7 +265,13 @@ impl Node {
 
     /// A fee-less model update with `output` paying `payout`, if `output` solves a task
     /// that has a bounty to pay.
-    fn solving_update(&mut self, task_id: Hash256, height: u64, output: &Params, payout: Address) -> Option<Transaction> {
+    fn solving_update(
+        &mut self,
+        task_id: Hash256,
+        height: u64,
+        output: &Params,
+        payout: Address,
+    ) -> Option<Transaction> {
         let t = self.chain.state().task(&task_id)?;
         if t.bounty == Amount::ZERO || !t.is_open_at(height) {
             return None;

@@ -14,15 +14,15 @@
 
 pub mod sync;
 
+use crate::chain::pipeline::Accepted;
 use crate::chain::validate::BlockError;
-use crate::net::protocol::{SyncRequest, SyncResponse, MAX_HEADERS};
+use crate::net::protocol::{MAX_HEADERS, SyncRequest, SyncResponse};
 use crate::net::{NetEvent, NetHandle, PeerId, Verdict};
 use crate::node::{Announce, Handle, NodeError};
-use crate::chain::pipeline::Accepted;
 use crate::store::ProcessError;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
-use tokio::sync::{broadcast, mpsc, Notify};
+use tokio::sync::{Notify, broadcast, mpsc};
 
 pub use sync::SyncStats;
 
@@ -167,7 +167,9 @@ async fn on_event(node: &Handle, net: &NetHandle, trigger: &Notify, ev: NetEvent
         NetEvent::PeerConnected { .. } => trigger.notify_one(),
         NetEvent::SyncRequest { request, token, .. } => {
             let response = match request {
-                SyncRequest::GetHeaders { locator, stop } => SyncResponse::Headers(node.headers_after(locator, stop, MAX_HEADERS).await?),
+                SyncRequest::GetHeaders { locator, stop } => {
+                    SyncResponse::Headers(node.headers_after(locator, stop, MAX_HEADERS).await?)
+                }
                 SyncRequest::GetBlocks { hashes } => SyncResponse::blocks_within_limits(node.blocks(hashes).await?),
             };
             let _ = net.respond(token, response).await;

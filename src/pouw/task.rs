@@ -25,8 +25,8 @@ use crate::compute::copyright::{Copyright, CopyrightVariant};
 use crate::compute::det::Mat;
 use crate::compute::nmr::Phi;
 use crate::compute::problem::{Problem, ProblemError};
-use crate::compute::softmax::{step_cost_mwu, uniform_reg, SoftmaxOptions, SoftmaxProblem, StepShape, Synthetic};
-use crate::hash::{sha256d, Hash256};
+use crate::compute::softmax::{SoftmaxOptions, SoftmaxProblem, StepShape, Synthetic, step_cost_mwu, uniform_reg};
+use crate::hash::{Hash256, sha256d};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -211,7 +211,9 @@ pub enum TaskError {
         value: f64,
     },
     /// The shape is below the kind's minimum.
-    #[error("task data is {rows}x{cols}: the minimum shape is {min_rows} rows, {min_cols} columns, and at least 4 rows per column")]
+    #[error(
+        "task data is {rows}x{cols}: the minimum shape is {min_rows} rows, {min_cols} columns, and at least 4 rows per column"
+    )]
     BelowMinimumShape {
         /// Rows.
         rows: usize,
@@ -223,7 +225,9 @@ pub enum TaskError {
         min_cols: usize,
     },
     /// A data value outside the admission range.
-    #[error("{what} at row {row}, column {col} is {value:e}, outside the admitted magnitudes [{min:e}, {max:e}] (zero only for targets; rescale the data)")]
+    #[error(
+        "{what} at row {row}, column {col} is {value:e}, outside the admitted magnitudes [{min:e}, {max:e}] (zero only for targets; rescale the data)"
+    )]
     OutOfRange {
         /// `data A` or `target b`.
         what: &'static str,
@@ -408,7 +412,14 @@ fn check_dense(a: &Mat) -> Result<(), TaskError> {
 fn check_targets(b: &[f64]) -> Result<(), TaskError> {
     for (i, &v) in b.iter().enumerate() {
         if v != 0.0 && !(TARGET_MIN_ABS..=DATA_MAX_ABS).contains(&v.abs()) {
-            return Err(TaskError::OutOfRange { what: "target b", row: i, col: 0, value: v, min: TARGET_MIN_ABS, max: DATA_MAX_ABS });
+            return Err(TaskError::OutOfRange {
+                what: "target b",
+                row: i,
+                col: 0,
+                value: v,
+                min: TARGET_MIN_ABS,
+                max: DATA_MAX_ABS,
+            });
         }
     }
     Ok(())
@@ -485,12 +496,14 @@ mod tests {
         assert!(matches!(subnormal_b.admit(&limits()), Err(TaskError::OutOfRange { what: "target b", row: 5, .. })));
         // Zero targets are fine (a class with no mass); the edges of the range are admitted.
         assert!(inline(|_, b| b[5] = 0.0).admit(&limits()).is_ok());
-        assert!(inline(|a, _| {
-            a[0] = DATA_MAX_ABS;
-            a[1] = -DATA_MIN_ABS;
-        })
-        .admit(&limits())
-        .is_ok());
+        assert!(
+            inline(|a, _| {
+                a[0] = DATA_MAX_ABS;
+                a[1] = -DATA_MIN_ABS;
+            })
+            .admit(&limits())
+            .is_ok()
+        );
     }
 
     #[test]
@@ -509,7 +522,10 @@ mod tests {
     fn hyper_parameters_outside_their_domain_are_rejected() {
         for scale in [0.0, 1e-3, 17.0, f64::NAN, f64::INFINITY] {
             let s = TaskSpec { data: TaskData::Synthetic { n: 64, d: 4, seed: 1, scale }, ..synthetic(1, 1) };
-            assert!(matches!(s.check_limits(&limits()), Err(TaskError::BadValue { what: "synthetic scale", .. })), "{scale}");
+            assert!(
+                matches!(s.check_limits(&limits()), Err(TaskError::BadValue { what: "synthetic scale", .. })),
+                "{scale}"
+            );
         }
         for lambda in [-1.0, 1e13, f64::NAN] {
             let s = TaskSpec { reg_lambda: lambda, ..synthetic(64, 4) };
@@ -526,9 +542,7 @@ mod tests {
         let p = spec.admit(&limits()).unwrap();
         let b = p.x_bound();
         // The corner of the box in the direction of the heaviest row reaches Z_BOUND.
-        let worst = (0..p.n())
-            .map(|i| p.a().row(i).iter().map(|v| v.abs() * b).sum::<f64>())
-            .fold(0.0f64, f64::max);
+        let worst = (0..p.n()).map(|i| p.a().row(i).iter().map(|v| v.abs() * b).sum::<f64>()).fold(0.0f64, f64::max);
         assert!(worst <= crate::compute::softmax::Z_BOUND * (1.0 + 1e-12), "{worst}");
         assert!(p.check_iterate(&crate::compute::problem::Params(vec![b; 8])).is_ok());
         let outside = crate::compute::problem::Params(vec![b * (1.0 + 1e-15), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
@@ -544,11 +558,17 @@ mod tests {
         assert!(matches!(costly.admit(&lim), Err(TaskError::TooCostly { .. })));
         let wide = TaskLimits { max_params: 4, ..limits() };
         assert!(matches!(synthetic(40, 8).admit(&wide), Err(TaskError::TooManyParams { .. })));
-        let bad_shape = TaskSpec { data: TaskData::Inline { rows: 40, cols: 2, a: vec![1.0; 3], b: vec![0.5; 40] }, ..synthetic(1, 1) };
+        let bad_shape = TaskSpec {
+            data: TaskData::Inline { rows: 40, cols: 2, a: vec![1.0; 3], b: vec![0.5; 40] },
+            ..synthetic(1, 1)
+        };
         assert!(matches!(bad_shape.admit(&limits()), Err(TaskError::Shape(_))));
         let nan_target = TaskSpec { target_score: f64::NAN, ..synthetic(40, 2) };
         assert!(matches!(nan_target.admit(&limits()), Err(TaskError::BadValue { .. })));
-        let bad_rows = TaskSpec { copyright: Some(CopyrightSpec { rows: vec![50], gamma: 0.1, variant: CopyrightVariant::All }), ..synthetic(40, 2) };
+        let bad_rows = TaskSpec {
+            copyright: Some(CopyrightSpec { rows: vec![50], gamma: 0.1, variant: CopyrightVariant::All }),
+            ..synthetic(40, 2)
+        };
         assert!(matches!(bad_rows.admit(&limits()), Err(TaskError::Problem(_))));
     }
 

@@ -71,7 +71,12 @@ pub fn check_input(problem: &dyn Problem, input: &Params, best: f64) -> Result<f
 }
 
 /// Replays one step and returns its output, checking the output hash against `claimed`.
-pub fn replay(problem: &dyn Problem, input: &Params, seed: &[u8; 32], claimed: &Hash256) -> Result<StepOutput, VerifyError> {
+pub fn replay(
+    problem: &dyn Problem,
+    input: &Params,
+    seed: &[u8; 32],
+    claimed: &Hash256,
+) -> Result<StepOutput, VerifyError> {
     let out = problem.step(input, seed)?;
     let computed = out.output_hash();
     if computed != *claimed {
@@ -117,8 +122,8 @@ pub fn check_model_update(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compute::softmax::{SoftmaxOptions, SoftmaxProblem, Synthetic};
     use crate::compute::nmr::Phi;
+    use crate::compute::softmax::{SoftmaxOptions, SoftmaxProblem, Synthetic};
 
     fn problem() -> SoftmaxProblem {
         let (a, b, _) = Synthetic { n: 200, d: 6, seed: 3, scale: 0.5 }.generate(Phi::Softmax).unwrap();
@@ -161,6 +166,9 @@ mod tests {
             check_model_update(&p, &outside, &cert, s0, 1e-6),
             Err(VerifyError::Problem(ProblemError::OutsideBox { index: 2, .. }))
         ));
-        assert!(matches!(check_input(&p, &outside, f64::INFINITY), Err(VerifyError::Problem(ProblemError::OutsideBox { .. }))));
+        assert!(matches!(
+            check_input(&p, &outside, f64::INFINITY),
+            Err(VerifyError::Problem(ProblemError::OutsideBox { .. }))
+        ));
     }
 }

@@ -84,7 +84,8 @@ pub(super) fn check(accepted: Vec<String>) -> impl FnMut(&mut HttpRequest) -> Re
         let mut resp = HttpResponse::new(HttpBody::from(body));
         *resp.status_mut() = http::StatusCode::UNAUTHORIZED;
         resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-        resp.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Basic realm=\"jsonrpc\""));
+        resp.headers_mut()
+            .insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Basic realm=\"jsonrpc\""));
         Err(resp)
     }
 }

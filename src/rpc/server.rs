@@ -66,19 +66,26 @@ impl RpcServer {
 
 /// Serves the API on `bind`, writing a fresh cookie into `datadir`; `user_password` adds
 /// a configured login.
-pub async fn serve(bind: SocketAddr, datadir: &Path, user_password: Option<(String, String)>, ctx: RpcContext) -> Result<RpcServer, ServeError> {
+pub async fn serve(
+    bind: SocketAddr,
+    datadir: &Path,
+    user_password: Option<(String, String)>,
+    ctx: RpcContext,
+) -> Result<RpcServer, ServeError> {
     let cookie_path = auth::cookie_path(datadir);
     // Bind first: a second node on the same data directory must not replace the cookie.
     let listener = std::net::TcpListener::bind(bind).map_err(|source| ServeError::Bind { addr: bind, source })?;
     let addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: bind, source })?;
     // tokio refuses blocking sockets.
     listener.set_nonblocking(true).map_err(|source| ServeError::Bind { addr: bind, source })?;
-    let cookie = auth::write_cookie(datadir).map_err(|source| ServeError::Cookie { path: cookie_path.clone(), source })?;
+    let cookie =
+        auth::write_cookie(datadir).map_err(|source| ServeError::Cookie { path: cookie_path.clone(), source })?;
     let mut accepted = vec![Credentials::Cookie(cookie).header()];
     if let Some((user, password)) = user_password {
         accepted.push(Credentials::UserPassword { user, password }.header());
     }
-    let middleware = tower::ServiceBuilder::new().layer(tower_http::validate_request::ValidateRequestHeaderLayer::custom(auth::check(accepted)));
+    let middleware = tower::ServiceBuilder::new()
+        .layer(tower_http::validate_request::ValidateRequestHeaderLayer::custom(auth::check(accepted)));
     let server = Server::builder()
         .set_http_middleware(middleware)
         .build_from_tcp(listener)
@@ -119,14 +126,17 @@ impl ApiServer for Service {
     }
 
     async fn chain_get_block(&self, id: serde_json::Value) -> RpcResult<BlockView> {
-        let id = match &id {
-            serde_json::Value::Number(n) => BlockId::Height(n.as_u64().ok_or_else(|| invalid(format!("invalid height {n}")))?),
-            serde_json::Value::String(s) if s.len() == 64 => BlockId::Hash(parse_hash("block hash", s)?),
-            serde_json::Value::String(s) => BlockId::Height(
-                s.trim().parse().map_err(|_| invalid(format!("invalid block id {s:?}: expected a height or a 64-hex-digit hash")))?,
-            ),
-            other => return Err(invalid(format!("invalid block id {other}: expected a height or a hash"))),
-        };
+        let id =
+            match &id {
+                serde_json::Value::Number(n) => {
+                    BlockId::Height(n.as_u64().ok_or_else(|| invalid(format!("invalid height {n}")))?)
+                }
+                serde_json::Value::String(s) if s.len() == 64 => BlockId::Hash(parse_hash("block hash", s)?),
+                serde_json::Value::String(s) => BlockId::Height(s.trim().parse().map_err(|_| {
+                    invalid(format!("invalid block id {s:?}: expected a height or a 64-hex-digit hash"))
+                })?),
+                other => return Err(invalid(format!("invalid block id {other}: expected a height or a hash"))),
+            };
         let info = self.0.node.block_info(id).await.map_err(node_error)?;
         Ok(BlockView::new(&info, self.0.network))
     }
@@ -152,8 +162,9 @@ impl ApiServer for Service {
 
     async fn tx_send(&self, hex: String) -> RpcResult<String> {
         let bytes = hex::decode(hex.trim()).map_err(|e| invalid(format!("invalid transaction hex: {e}")))?;
-        let tx: Transaction = crate::chain::encode::decode(&bytes, crate::chain::encode::MAX_OBJECT_BYTES, "transaction")
-            .map_err(|e| invalid(format!("invalid transaction: {e}")))?;
+        let tx: Transaction =
+            crate::chain::encode::decode(&bytes, crate::chain::encode::MAX_OBJECT_BYTES, "transaction")
+                .map_err(|e| invalid(format!("invalid transaction: {e}")))?;
         Ok(self.0.node.send_tx(tx).await.map_err(node_error)?.to_string())
     }
 
@@ -258,7 +269,11 @@ impl ApiServer for Service {
         let me = net.local_peer_id();
         let listen = net.listen_addrs().await.map_err(net_error)?;
         let peers = net.peers().await.map_err(net_error)?.len();
-        Ok(NetInfoView { peer_id: me.to_string(), listen: listen.iter().map(|a| format!("{a}/p2p/{me}")).collect(), peers })
+        Ok(NetInfoView {
+            peer_id: me.to_string(),
+            listen: listen.iter().map(|a| format!("{a}/p2p/{me}")).collect(),
+            peers,
+        })
     }
 
     async fn net_ban(&self, peer: String, seconds: Option<u64>) -> RpcResult<()> {

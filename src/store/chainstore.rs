@@ -26,7 +26,13 @@ impl BlockStore for Store {
         Store::genesis(self)
     }
 
-    fn init_genesis(&self, genesis: &Block, entry: &IndexEntry, delta: &Delta, costs: &[(Hash256, u64)]) -> Result<(), StoreError> {
+    fn init_genesis(
+        &self,
+        genesis: &Block,
+        entry: &IndexEntry,
+        delta: &Delta,
+        costs: &[(Hash256, u64)],
+    ) -> Result<(), StoreError> {
         Store::init_genesis(self, genesis, entry, delta, costs)
     }
 
@@ -66,7 +72,15 @@ impl BlockStore for Store {
         Store::undo(self, h)
     }
 
-    fn connect(&self, h: &Hash256, height: u64, entry: &IndexEntry, undo: &Undo, delta: &Delta, txids: &[Hash256]) -> Result<(), StoreError> {
+    fn connect(
+        &self,
+        h: &Hash256,
+        height: u64,
+        entry: &IndexEntry,
+        undo: &Undo,
+        delta: &Delta,
+        txids: &[Hash256],
+    ) -> Result<(), StoreError> {
         Store::connect(self, h, height, entry, undo, delta, txids)
     }
 

@@ -8,10 +8,10 @@ use crate::chain::state::{Delta, TaskState, Undo, UtxoEntry};
 use crate::chain::tx::OutPoint;
 use crate::hash::Hash256;
 use crate::pouw::task::TaskSpec;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use serde::de::DeserializeOwned;
 use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -99,8 +99,11 @@ fn height_key(h: u64) -> [u8; 8] {
 }
 
 fn dec<T: DeserializeOwned>(tree: &'static str, key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
-    encode::decode(bytes, encode::MAX_OBJECT_BYTES, tree)
-        .map_err(|source| StoreError::Corrupt { tree, key: hex::encode(key), source })
+    encode::decode(bytes, encode::MAX_OBJECT_BYTES, tree).map_err(|source| StoreError::Corrupt {
+        tree,
+        key: hex::encode(key),
+        source,
+    })
 }
 
 fn enc<T: Serialize>(v: &T) -> Vec<u8> {
@@ -176,8 +179,12 @@ impl Store {
         let mut out = HashMap::new();
         for kv in self.costs.iter() {
             let (k, v) = kv?;
-            let h = hash_from_key(&k).ok_or_else(|| StoreError::Inconsistent(format!("costs key {} is not a hash", hex::encode(&k))))?;
-            let c: [u8; 8] = v.as_ref().try_into().map_err(|_| StoreError::Inconsistent(format!("cost of task {h} is not 8 bytes")))?;
+            let h = hash_from_key(&k)
+                .ok_or_else(|| StoreError::Inconsistent(format!("costs key {} is not a hash", hex::encode(&k))))?;
+            let c: [u8; 8] = v
+                .as_ref()
+                .try_into()
+                .map_err(|_| StoreError::Inconsistent(format!("cost of task {h} is not 8 bytes")))?;
             out.insert(h, u64::from_le_bytes(c));
         }
         Ok(out)
@@ -219,7 +226,8 @@ impl Store {
         let mut out = HashMap::new();
         for kv in self.index.iter() {
             let (k, v) = kv?;
-            let h = hash_from_key(&k).ok_or_else(|| StoreError::Inconsistent(format!("index key {} is not a hash", hex::encode(&k))))?;
+            let h = hash_from_key(&k)
+                .ok_or_else(|| StoreError::Inconsistent(format!("index key {} is not a hash", hex::encode(&k))))?;
             out.insert(h, dec("index", &k, &v)?);
         }
         Ok(out)
@@ -229,11 +237,13 @@ impl Store {
     #[allow(clippy::type_complexity)]
     pub fn load_state(
         &self,
-    ) -> Result<(HashMap<OutPoint, UtxoEntry>, HashMap<Hash256, TaskState>, HashMap<Hash256, TaskSpec>), StoreError> {
+    ) -> Result<(HashMap<OutPoint, UtxoEntry>, HashMap<Hash256, TaskState>, HashMap<Hash256, TaskSpec>), StoreError>
+    {
         let mut utxos = HashMap::new();
         for kv in self.utxo.iter() {
             let (k, v) = kv?;
-            let o = outpoint_from_key(&k).ok_or_else(|| StoreError::Inconsistent(format!("utxo key {} is not an outpoint", hex::encode(&k))))?;
+            let o = outpoint_from_key(&k)
+                .ok_or_else(|| StoreError::Inconsistent(format!("utxo key {} is not an outpoint", hex::encode(&k))))?;
             utxos.insert(o, dec("utxo", &k, &v)?);
         }
         let mut tasks = HashMap::new();
@@ -253,7 +263,13 @@ impl Store {
 
     /// Writes a fresh chain's genesis: block, index entry, main[0], the genesis tasks and
     /// specs, their costs, the tip, in one transaction.
-    pub fn init_genesis(&self, genesis: &Block, entry: &IndexEntry, delta: &Delta, costs: &[(Hash256, u64)]) -> Result<(), StoreError> {
+    pub fn init_genesis(
+        &self,
+        genesis: &Block,
+        entry: &IndexEntry,
+        delta: &Delta,
+        costs: &[(Hash256, u64)],
+    ) -> Result<(), StoreError> {
         let h = genesis.hash();
         (&self.blocks, &self.index, &self.main, &self.tasks, &self.task_data, &self.meta, &self.costs)
             .transaction(|(blocks, index, main, tasks, task_data, meta, cost_t)| {

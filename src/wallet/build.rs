@@ -35,12 +35,7 @@ impl Wallet {
         }
         let shape = |inputs, change: Option<TxOut>| Transaction::Transfer {
             inputs,
-            outputs: std::iter::once(TxOut {
-                value: amount,
-                address: to,
-            })
-            .chain(change)
-            .collect(),
+            outputs: std::iter::once(TxOut { value: amount, address: to }).chain(change).collect(),
         };
         let tx = self.fund(state, height, amount, fee_rate, &shape)?;
         self.checked(tx, state, height)
@@ -103,24 +98,11 @@ impl Wallet {
 
     /// A signed reclaim of an expired, unsolved task, by the creator's key. Pays no fee
     /// (it has no inputs; pools exempt it).
-    pub fn reclaim(
-        &self,
-        state: &mut State,
-        height: u64,
-        task_id: Hash256,
-    ) -> Result<Transaction, WalletError> {
-        let task = state
-            .task(&task_id)
-            .ok_or(WalletError::UnknownTask(task_id))?;
+    pub fn reclaim(&self, state: &mut State, height: u64, task_id: Hash256) -> Result<Transaction, WalletError> {
+        let task = state.task(&task_id).ok_or(WalletError::UnknownTask(task_id))?;
         let creator = task.creator.ok_or(WalletError::NotCreator(task_id))?;
-        let key = self
-            .key_for(&creator)
-            .ok_or(WalletError::NotCreator(task_id))?;
-        let mut tx = Transaction::ReclaimTask {
-            task_id,
-            pubkey: [0; 32],
-            signature: Sig64::EMPTY,
-        };
+        let key = self.key_for(&creator).ok_or(WalletError::NotCreator(task_id))?;
+        let mut tx = Transaction::ReclaimTask { task_id, pubkey: [0; 32], signature: Sig64::EMPTY };
         tx.sign(&self.params.chain_id, &[key]);
         self.checked(tx, state, height)
     }
@@ -160,16 +142,9 @@ impl Wallet {
             let inputs: Vec<TxIn> = sel
                 .coins
                 .iter()
-                .map(|c| TxIn {
-                    prevout: c.outpoint,
-                    pubkey: [0; 32],
-                    signature: Sig64::EMPTY,
-                })
+                .map(|c| TxIn { prevout: c.outpoint, pubkey: [0; 32], signature: Sig64::EMPTY })
                 .collect();
-            let change = sel.change.map(|value| TxOut {
-                value,
-                address: change_to,
-            });
+            let change = sel.change.map(|value| TxOut { value, address: change_to });
             let mut tx = shape(inputs, change);
             let required = self.fee_for(tx.size(), fee_rate);
             if required > fee {
@@ -180,10 +155,8 @@ impl Wallet {
                 .coins
                 .iter()
                 .map(|c| {
-                    self.key_for(&c.entry.output.address).ok_or_else(|| {
-                        WalletError::UnknownAddress {
-                            address: c.entry.output.address.to_string_for(self.network),
-                        }
+                    self.key_for(&c.entry.output.address).ok_or_else(|| WalletError::UnknownAddress {
+                        address: c.entry.output.address.to_string_for(self.network),
                     })
                 })
                 .collect::<Result<_, _>>()?;
@@ -193,12 +166,7 @@ impl Wallet {
     }
 
     /// Returns `tx` only if the chain would accept it in a block at `height` on `state`.
-    fn checked(
-        &self,
-        tx: Transaction,
-        state: &mut State,
-        height: u64,
-    ) -> Result<Transaction, WalletError> {
+    fn checked(&self, tx: Transaction, state: &mut State, height: u64) -> Result<Transaction, WalletError> {
         tx.check(&self.params.tx_limits)?;
         tx.verify_signatures(&self.params.chain_id)?;
         state.check_tx(&tx, height, &self.params)?;

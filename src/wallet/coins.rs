@@ -27,12 +27,7 @@ pub struct Coin {
 /// The wallet's coins in `state`, split into spendable in a block at `height` and still
 /// maturing (coinbase and bounty outputs younger than `maturity` blocks). Spendable coins
 /// are sorted largest first, ties by outpoint, so selection is deterministic.
-pub fn wallet_coins(
-    state: &State,
-    owned: &HashSet<Address>,
-    height: u64,
-    maturity: u64,
-) -> (Vec<Coin>, Amount) {
+pub fn wallet_coins(state: &State, owned: &HashSet<Address>, height: u64, maturity: u64) -> (Vec<Coin>, Amount) {
     let mut spendable = Vec::new();
     let mut immature = Amount::ZERO;
     for (o, e) in state.utxos() {
@@ -44,18 +39,9 @@ pub fn wallet_coins(
             immature = immature.checked_add(e.output.value).unwrap_or(Amount::MAX);
             continue;
         }
-        spendable.push(Coin {
-            outpoint: *o,
-            entry: *e,
-        });
+        spendable.push(Coin { outpoint: *o, entry: *e });
     }
-    spendable.sort_by(|a, b| {
-        b.entry
-            .output
-            .value
-            .cmp(&a.entry.output.value)
-            .then(a.outpoint.cmp(&b.outpoint))
-    });
+    spendable.sort_by(|a, b| b.entry.output.value.cmp(&a.entry.output.value).then(a.outpoint.cmp(&b.outpoint)));
     (spendable, immature)
 }
 
@@ -82,18 +68,10 @@ pub fn select(coins: &[Coin], needed: Amount, immature: Amount) -> Result<Select
         picked.push(*c);
     }
     if total < needed {
-        return Err(WalletError::InsufficientFunds {
-            needed,
-            available: total,
-            immature,
-        });
+        return Err(WalletError::InsufficientFunds { needed, available: total, immature });
     }
     let rest = total.checked_sub(needed)?;
-    Ok(Selection {
-        coins: picked,
-        total,
-        change: (rest >= DUST).then_some(rest),
-    })
+    Ok(Selection { coins: picked, total, change: (rest >= DUST).then_some(rest) })
 }
 
 #[cfg(test)]
@@ -104,15 +82,9 @@ mod tests {
 
     fn coin(i: u8, units: u64) -> Coin {
         Coin {
-            outpoint: OutPoint {
-                txid: Hash256([i; 32]),
-                vout: 0,
-            },
+            outpoint: OutPoint { txid: Hash256([i; 32]), vout: 0 },
             entry: UtxoEntry {
-                output: TxOut {
-                    value: Amount::from_units(units),
-                    address: Address([1; 20]),
-                },
+                output: TxOut { value: Amount::from_units(units), address: Address([1; 20]) },
                 height: 1,
                 maturing: false,
             },
@@ -126,13 +98,8 @@ mod tests {
         assert_eq!(s.coins, vec![coins[0], coins[1]]);
         assert_eq!(s.change, Some(Amount::from_units(20_000)));
         let s = select(&coins, Amount::from_units(79_500), Amount::ZERO).expect("enough");
-        assert_eq!(
-            (s.total, s.change),
-            (Amount::from_units(80_000), None),
-            "500 units of dust go to the fee"
-        );
-        let e =
-            select(&coins, Amount::from_units(90_001), Amount::from_units(7)).expect_err("short");
+        assert_eq!((s.total, s.change), (Amount::from_units(80_000), None), "500 units of dust go to the fee");
+        let e = select(&coins, Amount::from_units(90_001), Amount::from_units(7)).expect_err("short");
         assert!(
             matches!(e, WalletError::InsufficientFunds { available, .. } if available == Amount::from_units(90_000))
         );
@@ -141,12 +108,6 @@ mod tests {
             "insufficient funds: need 0.00090001 GRAD, spendable 0.00090000 GRAD (0.00000007 GRAD more is still maturing)"
         );
         // Nothing needed still spends one coin: a transaction needs an input.
-        assert_eq!(
-            select(&coins, Amount::ZERO, Amount::ZERO)
-                .expect("one coin")
-                .coins
-                .len(),
-            1
-        );
+        assert_eq!(select(&coins, Amount::ZERO, Amount::ZERO).expect("one coin").coins.len(), 1);
     }
 }

@@ -46,10 +46,7 @@ pub(super) struct KeyRecord {
 impl std::fmt::Debug for KeyRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the secret.
-        f.debug_struct("KeyRecord")
-            .field("label", &self.label)
-            .field("created", &self.created)
-            .finish_non_exhaustive()
+        f.debug_struct("KeyRecord").field("label", &self.label).field("created", &self.created).finish_non_exhaustive()
     }
 }
 
@@ -70,20 +67,11 @@ pub(super) fn path_in(dir: &Path) -> PathBuf {
 #[cfg(unix)]
 fn check_mode(path: &Path, file: &File) -> Result<(), WalletError> {
     use std::os::unix::fs::PermissionsExt;
-    let mode = file
-        .metadata()
-        .map_err(|source| WalletError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?
-        .permissions()
-        .mode()
-        & 0o777;
+    let mode =
+        file.metadata().map_err(|source| WalletError::Io { path: path.to_path_buf(), source })?.permissions().mode()
+            & 0o777;
     if mode & FORBIDDEN_MODE_BITS != 0 {
-        return Err(WalletError::Permissions {
-            path: path.to_path_buf(),
-            mode,
-        });
+        return Err(WalletError::Permissions { path: path.to_path_buf(), mode });
     }
     Ok(())
 }
@@ -96,31 +84,16 @@ fn check_mode(_path: &Path, _file: &File) -> Result<(), WalletError> {
 
 /// Reads and checks the keystore at `path` for `network`.
 pub(super) fn load(path: &Path, network: Network) -> Result<Vec<LoadedKey>, WalletError> {
-    let io = |source| WalletError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| WalletError::Io { path: path.to_path_buf(), source };
     let file = File::open(path).map_err(io)?;
     check_mode(path, &file)?;
-    let parsed: KeyFile =
-        serde_json::from_reader(std::io::BufReader::new(file)).map_err(|error| {
-            WalletError::Malformed {
-                path: path.to_path_buf(),
-                error: error.to_string(),
-            }
-        })?;
+    let parsed: KeyFile = serde_json::from_reader(std::io::BufReader::new(file))
+        .map_err(|error| WalletError::Malformed { path: path.to_path_buf(), error: error.to_string() })?;
     if parsed.version != VERSION {
-        return Err(WalletError::UnsupportedVersion {
-            path: path.to_path_buf(),
-            version: parsed.version,
-        });
+        return Err(WalletError::UnsupportedVersion { path: path.to_path_buf(), version: parsed.version });
     }
     if parsed.network != network {
-        return Err(WalletError::WrongNetwork {
-            path: path.to_path_buf(),
-            found: parsed.network,
-            expected: network,
-        });
+        return Err(WalletError::WrongNetwork { path: path.to_path_buf(), found: parsed.network, expected: network });
     }
     parsed
         .keys
@@ -128,17 +101,9 @@ pub(super) fn load(path: &Path, network: Network) -> Result<Vec<LoadedKey>, Wall
         .enumerate()
         .map(|(index, r)| {
             let mut seed = [0u8; 32];
-            hex::decode_to_slice(r.secret.as_bytes(), &mut seed).map_err(|_| {
-                WalletError::BadSecret {
-                    path: path.to_path_buf(),
-                    index,
-                }
-            })?;
-            Ok(LoadedKey {
-                label: r.label,
-                key: SigningKey::from_bytes(&seed),
-                created: r.created,
-            })
+            hex::decode_to_slice(r.secret.as_bytes(), &mut seed)
+                .map_err(|_| WalletError::BadSecret { path: path.to_path_buf(), index })?;
+            Ok(LoadedKey { label: r.label, key: SigningKey::from_bytes(&seed), created: r.created })
         })
         .collect()
 }
@@ -152,17 +117,11 @@ pub(super) fn save(path: &Path, network: Network, keys: &[LoadedKey]) -> Result<
         network,
         keys: keys
             .iter()
-            .map(|k| KeyRecord {
-                label: k.label.clone(),
-                secret: hex::encode(k.key.to_bytes()),
-                created: k.created,
-            })
+            .map(|k| KeyRecord { label: k.label.clone(), secret: hex::encode(k.key.to_bytes()), created: k.created })
             .collect(),
     };
-    let json = serde_json::to_vec_pretty(&file).map_err(|error| WalletError::Malformed {
-        path: path.to_path_buf(),
-        error: error.to_string(),
-    })?;
+    let json = serde_json::to_vec_pretty(&file)
+        .map_err(|error| WalletError::Malformed { path: path.to_path_buf(), error: error.to_string() })?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(".{FILE_NAME}.tmp"));
     let io = |p: &Path| {
@@ -187,8 +146,7 @@ pub(super) fn save(path: &Path, network: Network, keys: &[LoadedKey]) -> Result<
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(fs::Permissions::from_mode(0o600))
-            .map_err(io(&tmp))?;
+        f.set_permissions(fs::Permissions::from_mode(0o600)).map_err(io(&tmp))?;
     }
     f.write_all(&json).map_err(io(&tmp))?;
     f.sync_all().map_err(io(&tmp))?;
@@ -196,9 +154,7 @@ pub(super) fn save(path: &Path, network: Network, keys: &[LoadedKey]) -> Result<
     fs::rename(&tmp, path).map_err(io(path))?;
     #[cfg(unix)]
     {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(dir))?;
+        File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
     }
     Ok(())
 }
@@ -212,8 +168,5 @@ pub(super) fn create_dir(dir: &Path) -> Result<(), WalletError> {
         use std::os::unix::fs::DirBuilderExt;
         b.mode(0o700);
     }
-    b.create(dir).map_err(|source| WalletError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })
+    b.create(dir).map_err(|source| WalletError::Io { path: dir.to_path_buf(), source })
 }

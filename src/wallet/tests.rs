@@ -28,22 +28,12 @@ fn assert_valid(tc: &mut TestChain, tx: &Transaction) -> Amount {
     tx.check(&p.tx_limits).expect("context-free checks");
     tx.verify_signatures(&p.chain_id).expect("signatures");
     let h = tc.next_height();
-    tc.cs
-        .state_mut()
-        .check_tx(tx, h, &p)
-        .expect("valid against the state")
+    tc.cs.state_mut().check_tx(tx, h, &p).expect("valid against the state")
 }
 
 fn input_total(tc: &TestChain, tx: &Transaction) -> Amount {
-    Amount::checked_sum(tx.inputs().iter().map(|i| {
-        tc.cs
-            .state()
-            .utxo(&i.prevout)
-            .expect("input exists")
-            .output
-            .value
-    }))
-    .expect("sum")
+    Amount::checked_sum(tx.inputs().iter().map(|i| tc.cs.state().utxo(&i.prevout).expect("input exists").output.value))
+        .expect("sum")
 }
 
 fn output_total(tx: &Transaction) -> Amount {
@@ -53,11 +43,7 @@ fn output_total(tx: &Transaction) -> Amount {
 #[cfg(unix)]
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .expect("metadata")
-        .permissions()
-        .mode()
-        & 0o777
+    std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777
 }
 
 #[cfg(unix)]
@@ -84,24 +70,15 @@ fn keystore_is_owner_only_and_reopens_with_the_same_keys() {
     assert_eq!(json["network"], "dev");
     assert_eq!(json["keys"][1]["label"], "bob");
     assert_eq!(json["keys"][0]["secret"].as_str().map(str::len), Some(64));
-    assert!(
-        !format!("{w:?}").contains(json["keys"][0]["secret"].as_str().unwrap_or("-")),
-        "Debug leaks no secret"
-    );
+    assert!(!format!("{w:?}").contains(json["keys"][0]["secret"].as_str().unwrap_or("-")), "Debug leaks no secret");
 
     let again = dev_wallet(&wdir);
     assert_eq!(again.addresses(), vec![a, b]);
     assert_eq!(again.list(), w.list());
     assert_eq!(again.list()[0].label, "alice");
-    assert_eq!(
-        again.key_for(&b).map(|k| k.to_bytes()),
-        w.key_for(&b).map(|k| k.to_bytes())
-    );
+    assert_eq!(again.key_for(&b).map(|k| k.to_bytes()), w.key_for(&b).map(|k| k.to_bytes()));
     assert!(again.key_for(&addr(1)).is_none());
-    assert!(
-        !wdir.join(".wallet.json.tmp").exists(),
-        "no temp file left behind"
-    );
+    assert!(!wdir.join(".wallet.json.tmp").exists(), "no temp file left behind");
 }
 
 #[test]
@@ -111,56 +88,30 @@ fn keystores_of_another_network_bad_mode_or_bad_shape_are_refused() {
     w.new_key("k").expect("key");
     let path = w.path().to_path_buf();
     let e = Wallet::open_or_create(dir.path(), Network::Test).expect_err("dev wallet on test");
-    assert!(
-        matches!(
-            e,
-            WalletError::WrongNetwork {
-                found: Network::Dev,
-                expected: Network::Test,
-                ..
-            }
-        ),
-        "{e}"
-    );
+    assert!(matches!(e, WalletError::WrongNetwork { found: Network::Dev, expected: Network::Test, .. }), "{e}");
     assert!(e.to_string().contains("dev network"), "{e}");
 
     #[cfg(unix)]
     {
         chmod(&path, 0o644);
         let e = Wallet::open_or_create(dir.path(), Network::Dev).expect_err("world readable");
-        assert!(
-            matches!(e, WalletError::Permissions { mode: 0o644, .. }),
-            "{e}"
-        );
+        assert!(matches!(e, WalletError::Permissions { mode: 0o644, .. }), "{e}");
         assert!(e.to_string().contains("644"), "{e}");
         chmod(&path, 0o600);
     }
 
-    std::fs::write(
-        &path,
-        "{ \"version\": 1, \"network\": \"dev\", \"keys\": [ }",
-    )
-    .expect("write");
+    std::fs::write(&path, "{ \"version\": 1, \"network\": \"dev\", \"keys\": [ }").expect("write");
     let e = Wallet::open_or_create(dir.path(), Network::Dev).expect_err("malformed");
     let msg = e.to_string();
     assert!(
-        matches!(e, WalletError::Malformed { .. })
-            && msg.contains(&path.display().to_string())
-            && !msg.contains('\n'),
+        matches!(e, WalletError::Malformed { .. }) && msg.contains(&path.display().to_string()) && !msg.contains('\n'),
         "{msg}"
     );
 
     std::fs::write(&path, "{ \"version\": 1, \"network\": \"dev\", \"keys\": [ { \"label\": \"x\", \"secret\": \"zz\", \"created\": 0 } ] }")
         .expect("write");
-    assert!(matches!(
-        Wallet::open_or_create(dir.path(), Network::Dev),
-        Err(WalletError::BadSecret { index: 0, .. })
-    ));
-    std::fs::write(
-        &path,
-        "{ \"version\": 2, \"network\": \"dev\", \"keys\": [] }",
-    )
-    .expect("write");
+    assert!(matches!(Wallet::open_or_create(dir.path(), Network::Dev), Err(WalletError::BadSecret { index: 0, .. })));
+    std::fs::write(&path, "{ \"version\": 2, \"network\": \"dev\", \"keys\": [] }").expect("write");
     assert!(matches!(
         Wallet::open_or_create(dir.path(), Network::Dev),
         Err(WalletError::UnsupportedVersion { version: 2, .. })
@@ -173,69 +124,30 @@ fn transfer_is_valid_and_change_balances_exactly() {
     let h = tc.next_height();
     let rate = 10;
     let amount = Amount::from_units(70 * crate::chain::amount::COIN);
-    let tx = w
-        .transfer(tc.cs.state_mut(), h, addr(2), amount, rate)
-        .expect("builds");
+    let tx = w.transfer(tc.cs.state_mut(), h, addr(2), amount, rate).expect("builds");
     let fee = assert_valid(&mut tc, &tx);
-    assert_eq!(
-        tx.inputs().len(),
-        2,
-        "largest first: two 50 GRAD coins cover 70"
-    );
+    assert_eq!(tx.inputs().len(), 2, "largest first: two 50 GRAD coins cover 70");
     let (ins, outs) = (input_total(&tc, &tx), output_total(&tx));
-    assert_eq!(
-        ins,
-        outs.checked_add(fee).expect("sum"),
-        "inputs = outputs + fee"
-    );
+    assert_eq!(ins, outs.checked_add(fee).expect("sum"), "inputs = outputs + fee");
     assert_eq!(tx.outputs()[0].value, amount);
     assert_eq!(tx.outputs()[0].address, addr(2));
     assert_eq!(tx.outputs()[1].address, me, "change back to the wallet");
-    assert_eq!(
-        fee,
-        Amount::from_units(rate * tx.size() as u64).max(DEFAULT_MIN_FEE)
-    );
+    assert_eq!(fee, Amount::from_units(rate * tx.size() as u64).max(DEFAULT_MIN_FEE));
     // A pool at that fee rate relays it, and a block can carry it.
     let p = tc.params();
-    let mut mp = Mempool::new(MempoolConfig {
-        max_bytes: 1 << 20,
-        min_fee_rate: rate,
-    });
-    mp.add(tx.clone(), tc.cs.state_mut(), h, &p)
-        .expect("relayed");
+    let mut mp = Mempool::new(MempoolConfig { max_bytes: 1 << 20, min_fee_rate: rate });
+    mp.add(tx.clone(), tc.cs.state_mut(), h, &p).expect("relayed");
     // With the pool's spends reserved, a second payment before the block uses the third
     // coin instead of conflicting.
     let mut w = w;
-    w.set_reserved(
-        tx.inputs()
-            .iter()
-            .map(|i| i.prevout)
-            .filter(|o| mp.spender(o).is_some()),
-    );
-    let second = w
-        .transfer(
-            tc.cs.state_mut(),
-            h,
-            addr(3),
-            Amount::from_units(1_000_000),
-            rate,
-        )
-        .expect("builds");
-    assert!(
-        second
-            .inputs()
-            .iter()
-            .all(|i| mp.spender(&i.prevout).is_none())
-    );
-    mp.add(second.clone(), tc.cs.state_mut(), h, &p)
-        .expect("no conflict");
+    w.set_reserved(tx.inputs().iter().map(|i| i.prevout).filter(|o| mp.spender(o).is_some()));
+    let second = w.transfer(tc.cs.state_mut(), h, addr(3), Amount::from_units(1_000_000), rate).expect("builds");
+    assert!(second.inputs().iter().all(|i| mp.spender(&i.prevout).is_none()));
+    mp.add(second.clone(), tc.cs.state_mut(), h, &p).expect("no conflict");
     w.set_reserved([]);
     let b = tc.mine(addr(9), mp.select(1 << 20));
     assert_eq!(mp.remove_for_block(&b).len(), 2);
-    assert!(
-        w.balance(tc.cs.state(), tc.next_height()).spendable
-            < Amount::from_units(80 * crate::chain::amount::COIN)
-    );
+    assert!(w.balance(tc.cs.state(), tc.next_height()).spendable < Amount::from_units(80 * crate::chain::amount::COIN));
 }
 
 #[test]
@@ -243,31 +155,21 @@ fn dust_change_goes_to_the_fee_and_shortfalls_are_reported() {
     let (mut tc, _d, mut w, _me) = funded(2);
     let h = tc.next_height();
     let bal = w.balance(tc.cs.state(), h);
-    assert_eq!(
-        bal.spendable,
-        Amount::from_units(100 * crate::chain::amount::COIN)
-    );
+    assert_eq!(bal.spendable, Amount::from_units(100 * crate::chain::amount::COIN));
     // Leave 500 units over a plausible fee: no change output, the 500 go to the fee.
     w.set_min_fee(Amount::from_units(2_000));
     let amount = Amount::from_units(bal.spendable.units() - 2_500);
-    let tx = w
-        .transfer(tc.cs.state_mut(), h, addr(2), amount, 1)
-        .expect("builds");
+    let tx = w.transfer(tc.cs.state_mut(), h, addr(2), amount, 1).expect("builds");
     let fee = assert_valid(&mut tc, &tx);
     assert_eq!(tx.outputs().len(), 1, "dust change is not an output");
     assert_eq!(fee, Amount::from_units(2_500));
 
-    let e = w
-        .transfer(tc.cs.state_mut(), h, addr(2), bal.spendable, 1)
-        .expect_err("fee not covered");
+    let e = w.transfer(tc.cs.state_mut(), h, addr(2), bal.spendable, 1).expect_err("fee not covered");
     assert!(
         matches!(e, WalletError::InsufficientFunds { needed, available, .. } if available == bal.spendable && needed > available),
         "{e}"
     );
-    assert!(matches!(
-        w.transfer(tc.cs.state_mut(), h, addr(2), Amount::ZERO, 1),
-        Err(WalletError::ZeroAmount)
-    ));
+    assert!(matches!(w.transfer(tc.cs.state_mut(), h, addr(2), Amount::ZERO, 1), Err(WalletError::ZeroAmount)));
 }
 
 #[test]
@@ -280,22 +182,8 @@ fn immature_coins_are_not_spent() {
     tc.mine_n(3, addr(9));
     let h = tc.next_height();
     let bal = w.balance(tc.cs.state(), h);
-    assert_eq!(
-        (bal.spendable, bal.immature),
-        (
-            Amount::ZERO,
-            Amount::from_units(50 * crate::chain::amount::COIN)
-        )
-    );
-    let e = w
-        .transfer(
-            tc.cs.state_mut(),
-            h,
-            addr(2),
-            Amount::from_units(1_000_000),
-            1,
-        )
-        .expect_err("immature only");
+    assert_eq!((bal.spendable, bal.immature), (Amount::ZERO, Amount::from_units(50 * crate::chain::amount::COIN)));
+    let e = w.transfer(tc.cs.state_mut(), h, addr(2), Amount::from_units(1_000_000), 1).expect_err("immature only");
     assert!(
         matches!(e, WalletError::InsufficientFunds { available: Amount::ZERO, immature, .. } if immature == bal.immature),
         "{e}"
@@ -305,32 +193,12 @@ fn immature_coins_are_not_spent() {
     tc.mine_n(6, addr(9));
     let fresh = tc.mine(me, vec![]);
     let h = tc.next_height();
-    let tx = w
-        .transfer(
-            tc.cs.state_mut(),
-            h,
-            addr(2),
-            Amount::from_units(1_000_000),
-            1,
-        )
-        .expect("one mature coin");
+    let tx = w.transfer(tc.cs.state_mut(), h, addr(2), Amount::from_units(1_000_000), 1).expect("one mature coin");
     assert_valid(&mut tc, &tx);
     assert_eq!(tx.inputs().len(), 1);
-    assert_ne!(
-        tx.inputs()[0].prevout,
-        OutPoint {
-            txid: fresh.txs[0].txid(),
-            vout: 0
-        }
-    );
+    assert_ne!(tx.inputs()[0].prevout, OutPoint { txid: fresh.txs[0].txid(), vout: 0 });
     let e = w
-        .transfer(
-            tc.cs.state_mut(),
-            h,
-            addr(2),
-            Amount::from_units(60 * crate::chain::amount::COIN),
-            1,
-        )
+        .transfer(tc.cs.state_mut(), h, addr(2), Amount::from_units(60 * crate::chain::amount::COIN), 1)
         .expect_err("the fresh coin is immature");
     assert!(matches!(e, WalletError::InsufficientFunds { .. }), "{e}");
 }
@@ -340,91 +208,40 @@ fn task_builders_submit_update_and_reclaim_are_valid() {
     let (mut tc, _d, w, me) = funded(1);
     let h = tc.next_height();
     let bounty = Amount::from_units(5 * crate::chain::amount::COIN);
-    let submit = w
-        .submit_task(tc.cs.state_mut(), h, spec(1e-30), bounty, h + 4, 5)
-        .expect("builds");
+    let submit = w.submit_task(tc.cs.state_mut(), h, spec(1e-30), bounty, h + 4, 5).expect("builds");
     let fee = assert_valid(&mut tc, &submit);
     let ins = input_total(&tc, &submit);
     assert_eq!(
         ins,
-        output_total(&submit)
-            .checked_add(bounty)
-            .and_then(|v| v.checked_add(fee))
-            .expect("sum"),
+        output_total(&submit).checked_add(bounty).and_then(|v| v.checked_add(fee)).expect("sum"),
         "inputs = change + bounty + fee"
     );
     assert_eq!(submit.outputs()[0].address, me);
     let task = submit.txid();
     tc.mine(addr(9), vec![submit]);
-    assert_eq!(
-        tc.cs.state().task(&task).and_then(|t| t.creator),
-        Some(me),
-        "the first input's key is the creator"
-    );
+    assert_eq!(tc.cs.state().task(&task).and_then(|t| t.creator), Some(me), "the first input's key is the creator");
 
     // Model updates: fee-less (no inputs) and paying a fee from the wallet.
     let p = tc.cs.state_mut().problem(&task).expect("task");
-    let (x, _) = p
-        .solve(
-            &SolveOpts {
-                max_iter: 2,
-                ..Default::default()
-            },
-            &mut |_| {},
-        )
-        .expect("solve");
+    let (x, _) = p.solve(&SolveOpts { max_iter: 2, ..Default::default() }, &mut |_| {}).expect("solve");
     let cert = p.certify(&x).expect("certify");
     let h = tc.next_height();
-    let free = w
-        .model_update(
-            tc.cs.state_mut(),
-            h,
-            task,
-            x.clone(),
-            cert.clone(),
-            addr(3),
-            0,
-        )
-        .expect("builds");
+    let free = w.model_update(tc.cs.state_mut(), h, task, x.clone(), cert.clone(), addr(3), 0).expect("builds");
     assert!(free.inputs().is_empty() && free.outputs().is_empty());
     assert_eq!(assert_valid(&mut tc, &free), Amount::ZERO);
-    let paid = w
-        .model_update(
-            tc.cs.state_mut(),
-            h,
-            task,
-            x.clone(),
-            cert.clone(),
-            addr(3),
-            2,
-        )
-        .expect("builds");
+    let paid = w.model_update(tc.cs.state_mut(), h, task, x.clone(), cert.clone(), addr(3), 2).expect("builds");
     let fee = assert_valid(&mut tc, &paid);
-    assert_eq!(
-        input_total(&tc, &paid),
-        output_total(&paid).checked_add(fee).expect("sum")
-    );
+    assert_eq!(input_total(&tc, &paid), output_total(&paid).checked_add(fee).expect("sum"));
     assert!(fee >= Amount::from_units(2 * paid.size() as u64));
     // An update that does not improve the best is refused by the wallet itself.
     let init = p.init();
     let e = w
-        .model_update(
-            tc.cs.state_mut(),
-            h,
-            task,
-            init.clone(),
-            p.certify(&init).expect("certify"),
-            addr(3),
-            0,
-        )
+        .model_update(tc.cs.state_mut(), h, task, init.clone(), p.certify(&init).expect("certify"), addr(3), 0)
         .expect_err("not improving");
     assert!(matches!(e, WalletError::Rejected(_)), "{e}");
 
     // Reclaim: refused before expiry, valid after, only with the creator's key.
-    assert!(matches!(
-        w.reclaim(tc.cs.state_mut(), h, task),
-        Err(WalletError::Rejected(_))
-    ));
+    assert!(matches!(w.reclaim(tc.cs.state_mut(), h, task), Err(WalletError::Rejected(_))));
     tc.mine_n(4, addr(9));
     let h = tc.next_height();
     let reclaim = w.reclaim(tc.cs.state_mut(), h, task).expect("builds");
@@ -432,29 +249,14 @@ fn task_builders_submit_update_and_reclaim_are_valid() {
     let other_dir = tempfile::tempdir().expect("temp dir");
     let mut other = dev_wallet(other_dir.path());
     other.new_key("x").expect("key");
-    assert!(
-        matches!(other.reclaim(tc.cs.state_mut(), h, task), Err(WalletError::NotCreator(t)) if t == task)
-    );
+    assert!(matches!(other.reclaim(tc.cs.state_mut(), h, task), Err(WalletError::NotCreator(t)) if t == task));
     let public = tc.params().public_task_id;
     assert!(
-        matches!(
-            w.reclaim(tc.cs.state_mut(), h, public),
-            Err(WalletError::NotCreator(_))
-        ),
+        matches!(w.reclaim(tc.cs.state_mut(), h, public), Err(WalletError::NotCreator(_))),
         "the public task has no creator"
     );
-    assert!(matches!(
-        w.reclaim(tc.cs.state_mut(), h, Hash256([3; 32])),
-        Err(WalletError::UnknownTask(_))
-    ));
+    assert!(matches!(w.reclaim(tc.cs.state_mut(), h, Hash256([3; 32])), Err(WalletError::UnknownTask(_))));
     let b = tc.mine(addr(9), vec![reclaim]);
-    let back = tc
-        .cs
-        .state()
-        .utxo(&OutPoint {
-            txid: b.txs[1].txid(),
-            vout: 0,
-        })
-        .expect("bounty back");
+    let back = tc.cs.state().utxo(&OutPoint { txid: b.txs[1].txid(), vout: 0 }).expect("bounty back");
     assert_eq!((back.output.address, back.output.value), (me, bounty));
 }

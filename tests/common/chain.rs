@@ -8,14 +8,14 @@ use gradientcoin::chain::address::Address;
 use gradientcoin::chain::amount::Amount;
 use gradientcoin::chain::block::{Block, Header};
 use gradientcoin::chain::params::ChainParams;
+use gradientcoin::chain::pipeline::Accepted;
+use gradientcoin::chain::target::target_from_bits;
 use gradientcoin::chain::tx::{OutPoint, Sig64, Transaction, TxIn, TxOut};
 use gradientcoin::chain::validate::effective_target;
-use gradientcoin::chain::target::target_from_bits;
 use gradientcoin::compute::problem::Params;
-use gradientcoin::hash::{merkle_root, Hash256};
+use gradientcoin::hash::{Hash256, merkle_root};
 use gradientcoin::miner;
 use gradientcoin::store::{ChainStore, ProcessError};
-use gradientcoin::chain::pipeline::Accepted;
 
 /// The deterministic key `i`.
 pub fn key(i: u8) -> SigningKey {

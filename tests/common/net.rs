@@ -68,7 +68,12 @@ impl TestNode {
     }
 
     /// Runs the p2p glue over an already started node and network.
-    pub fn wire(node: Handle, thread: std::thread::JoinHandle<()>, net: NetHandle, events: mpsc::Receiver<NetEvent>) -> TestNode {
+    pub fn wire(
+        node: Handle,
+        thread: std::thread::JoinHandle<()>,
+        net: NetHandle,
+        events: mpsc::Receiver<NetEvent>,
+    ) -> TestNode {
         let stats = SyncStats::default();
         let glue = tokio::spawn(node::p2p::run_with_stats(node.clone(), net.clone(), events, stats.clone()));
         TestNode { node, net, stats, thread: Some(thread), glue }
@@ -91,9 +96,7 @@ impl TestNode {
         let thread = self.thread.take();
         drop(self);
         if let Some(t) = thread {
-            tokio::task::spawn_blocking(move || t.join().expect("node thread"))
-                .await
-                .expect("join");
+            tokio::task::spawn_blocking(move || t.join().expect("node thread")).await.expect("join");
         }
     }
 }

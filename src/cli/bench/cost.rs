@@ -8,7 +8,9 @@
 use crate::compute::copyright::CopyrightVariant;
 use crate::compute::problem::Problem;
 use crate::compute::softmax::step_flop_classes;
-use crate::pouw::task::{CopyrightSpec, TaskData, TaskKind, TaskSpec, MAX_SYNTHETIC_SCALE, MIN_ROWS, MIN_SYNTHETIC_SCALE};
+use crate::pouw::task::{
+    CopyrightSpec, MAX_SYNTHETIC_SCALE, MIN_ROWS, MIN_SYNTHETIC_SCALE, TaskData, TaskKind, TaskSpec,
+};
 use std::io::Write;
 use std::time::Instant;
 
@@ -47,7 +49,11 @@ pub fn cases() -> Vec<Case> {
         push(format!("{k} 1000x32 smallest scale"), base(kind, 1000, 32, MIN_SYNTHETIC_SCALE));
         push(format!("{k} 1000x32 largest scale"), base(kind, 1000, 32, MAX_SYNTHETIC_SCALE));
         push(format!("{k} 1000x32 no regulariser"), TaskSpec { reg_lambda: 0.0, ..base(kind, 1000, 32, 0.5) });
-        for (v, variant) in [("all", CopyrightVariant::All), ("unprotected", CopyrightVariant::UnprotectedOnly), ("per-block", CopyrightVariant::PerBlock)] {
+        for (v, variant) in [
+            ("all", CopyrightVariant::All),
+            ("unprotected", CopyrightVariant::UnprotectedOnly),
+            ("per-block", CopyrightVariant::PerBlock),
+        ] {
             let cr = CopyrightSpec { rows: (0..100).collect(), gamma: 1e-9, variant };
             push(format!("{k}+copyright({v}) 1000x32"), TaskSpec { copyright: Some(cr), ..base(kind, 1000, 32, 0.5) });
         }
@@ -88,11 +94,16 @@ pub fn run(reps: usize, classes: bool) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
         outln!("note: a debug build; calibration figures are for release builds (cargo run --release)");
     }
-    outln!("== cost calibration: replay time per mWU across the admission domain (fastest of {} steps per case, cases round-robin)", 2 * reps);
+    outln!(
+        "== cost calibration: replay time per mWU across the admission domain (fastest of {} steps per case, cases round-robin)",
+        2 * reps
+    );
     outln!("  {:<44} {:>9} {:>11} {:>9}", "task", "cost mWU", "replay ms", "us / mWU");
     let cases = cases();
-    let problems: Vec<Box<dyn Problem>> =
-        cases.iter().map(|c| Ok(Box::new(c.spec.build_unchecked()?) as Box<dyn Problem>)).collect::<anyhow::Result<_>>()?;
+    let problems: Vec<Box<dyn Problem>> = cases
+        .iter()
+        .map(|c| Ok(Box::new(c.spec.build_unchecked()?) as Box<dyn Problem>))
+        .collect::<anyhow::Result<_>>()?;
     let secs = seconds_per_step(&problems, reps)?;
     let mut per = Vec::new();
     for ((case, p), secs) in cases.iter().zip(&problems).zip(secs) {
@@ -102,7 +113,12 @@ pub fn run(reps: usize, classes: bool) -> anyhow::Result<()> {
             let c = step_flop_classes(&case.spec.shape());
             outln!(
                 "    classes: transcendental {} elementwise {} level2 {} gram {} trsm {} factor {} seconds {secs:e}",
-                c.transcendental, c.elementwise, c.level2, c.gram, c.trsm, c.factor
+                c.transcendental,
+                c.elementwise,
+                c.level2,
+                c.gram,
+                c.trsm,
+                c.factor
             );
         }
         per.push((case.name.clone(), us));

@@ -10,9 +10,9 @@
 //! enough calls to last about half a millisecond; GFLOP/s is `2n³/t`, reported as the best
 //! sample and the median. Best-of is the robust statistic on noisy hosts.
 
-use super::kernels::{gemm_with, Path};
-use super::rng::{tags, DetRng};
-use super::{bits_hash, Mat};
+use super::kernels::{Path, gemm_with};
+use super::rng::{DetRng, tags};
+use super::{Mat, bits_hash};
 use crate::hash::Hash256;
 use std::fmt;
 use std::time::Instant;

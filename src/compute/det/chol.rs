@@ -6,7 +6,7 @@
 //! and `L[j,j] = sqrt(chain_{k<j} fma(-L[j,k], L[j,k], A[j,j]))`, `k` ascending. A pivot that
 //! is not `> 0` (or is NaN) fails with its index and value.
 
-use super::{count_flops, kernels, Mat};
+use super::{Mat, count_flops, kernels};
 
 /// Why a factorisation failed.
 #[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
@@ -104,9 +104,7 @@ impl Cholesky {
             mu = (2.0 * mu).max(floor);
         }
         match last {
-            CholError::NotPositiveDefinite { pivot, value } => {
-                Err(CholError::ShiftExhausted { mu, pivot, value })
-            }
+            CholError::NotPositiveDefinite { pivot, value } => Err(CholError::ShiftExhausted { mu, pivot, value }),
             other => Err(other),
         }
     }
@@ -184,7 +182,7 @@ pub fn solve_lower_rows(l: &Mat, m: &mut Mat) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compute::det::{gemm, DetRng};
+    use crate::compute::det::{DetRng, gemm};
 
     fn spd(n: usize, seed: u8) -> Mat {
         let mut r = DetRng::stream(&[seed; 32], 8, 0);

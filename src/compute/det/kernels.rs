@@ -31,7 +31,7 @@
 //! The only `unsafe` is calling a `#[target_feature]` wrapper after [`Path::checked`] has
 //! confirmed the CPU features with `is_x86_feature_detected!`.
 
-use super::{count_flops, Mat, MatRef};
+use super::{Mat, MatRef, count_flops};
 use std::fmt;
 use std::sync::OnceLock;
 
@@ -127,10 +127,7 @@ impl Path {
     /// Every hardware path this CPU supports, slowest first: `Portable`, then `Avx2Fma` and
     /// `Avx512` when present. [`Path::SoftFma`] is always usable but not listed.
     pub fn available() -> Vec<Path> {
-        [Path::Portable, Path::Avx2Fma, Path::Avx512]
-            .into_iter()
-            .filter(|p| p.is_available())
-            .collect()
+        [Path::Portable, Path::Avx2Fma, Path::Avx512].into_iter().filter(|p| p.is_available()).collect()
     }
 
     /// True when this CPU can run the path.

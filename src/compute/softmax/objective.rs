@@ -4,9 +4,9 @@
 //! Shared by the mining step, the certificate and the off-chain solve. Every sum is a
 //! `compute::det` kernel; it owns no randomness and no step logic.
 
-use super::{SoftmaxProblem, MIN_PROTECTED_LOSS};
+use super::{MIN_PROTECTED_LOSS, SoftmaxProblem};
 use crate::compute::copyright::CopyrightVariant;
-use crate::compute::det::{self, count_flops, math, Mat};
+use crate::compute::det::{self, Mat, count_flops, math};
 use crate::compute::nmr::{self, Term};
 use crate::compute::problem::ProblemError;
 

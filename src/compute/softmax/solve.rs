@@ -4,7 +4,7 @@
 //! Not consensus: its iteration count depends on the data. It stays inside the iterate
 //! box, so what it returns can be published as a model update and mined from.
 
-use super::{SoftmaxProblem, ARMIJO_C1};
+use super::{ARMIJO_C1, SoftmaxProblem};
 use crate::compute::det::{self, Cholesky};
 use crate::compute::problem::{IterReport, Params, Problem, ProblemError, SolveInfo, SolveOpts, StopReason};
 
@@ -12,7 +12,11 @@ impl SoftmaxProblem {
     /// Exact Newton with the Levenberg–Marquardt safeguard and Armijo backtracking
     /// (SOLVERS.md §0.5 items 1, 2, 4), every trial point projected onto the iterate box so the
     /// result is a valid witness. Off-chain: iteration counts depend on the data.
-    pub(super) fn newton_solve(&self, opts: &SolveOpts, observe: &mut dyn FnMut(&IterReport)) -> Result<(Params, SolveInfo), ProblemError> {
+    pub(super) fn newton_solve(
+        &self,
+        opts: &SolveOpts,
+        observe: &mut dyn FnMut(&IterReport),
+    ) -> Result<(Params, SolveInfo), ProblemError> {
         let mut x = opts.x0.clone().unwrap_or_else(|| self.init());
         x.check(self.dim())?;
         let mut ev = self.eval(&x.0)?;

@@ -13,12 +13,12 @@
 //! none passes Armijo and the output is the perturbed iterate). Every stage always runs;
 //! a non-finite value or a failed factorisation is an error, never a cheap output.
 
-use super::{SoftmaxProblem, LINE_SEARCH_CANDIDATES, ARMIJO_C1, SAMPLE_BETA, SKETCH_ROWS_PER_DIM};
 use super::objective::add_rank1;
+use super::{ARMIJO_C1, LINE_SEARCH_CANDIDATES, SAMPLE_BETA, SKETCH_ROWS_PER_DIM, SoftmaxProblem};
 use crate::compute::copyright::CopyrightVariant;
-use crate::compute::det::{self, count_flops, Cholesky, Mat};
+use crate::compute::det::{self, Cholesky, Mat, count_flops};
 use crate::compute::nmr::Phi;
-use crate::compute::problem::{perturb, Params, Problem, ProblemError, Stage, StepOutput, Transcript, FLOPS_PER_MWU};
+use crate::compute::problem::{FLOPS_PER_MWU, Params, Problem, ProblemError, Stage, StepOutput, Transcript, perturb};
 use crate::compute::sketch;
 
 /// Fixed per-step overhead in priced flops (allocation, the transcript's SHA-256, the
@@ -163,7 +163,12 @@ impl SoftmaxProblem {
     }
 
     /// The v2 ticket step (module docs), absorbing its stages into `transcript`.
-    pub fn ticket_step(&self, x: &Params, seed: &[u8; 32], mut transcript: Transcript) -> Result<(StepOutput, Vec<Stage>), ProblemError> {
+    pub fn ticket_step(
+        &self,
+        x: &Params,
+        seed: &[u8; 32],
+        mut transcript: Transcript,
+    ) -> Result<(StepOutput, Vec<Stage>), ProblemError> {
         self.check_iterate(x)?;
         let d = self.dim();
         let x = self.project(perturb(&x.0, seed));

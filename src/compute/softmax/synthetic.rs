@@ -5,7 +5,7 @@
 //! generates the same bits from stream tag 8. Owns no solver logic.
 
 use crate::compute::det::rng::tags;
-use crate::compute::det::{self, math, DetRng, Mat};
+use crate::compute::det::{self, DetRng, Mat, math};
 use crate::compute::nmr::{self, Phi};
 use crate::compute::problem::ProblemError;
 use crate::hash::sha256_parts;
@@ -36,10 +36,16 @@ impl Synthetic {
     /// Generates `(A, b, x*)`.
     pub fn generate(&self, phi: Phi) -> Result<(Mat, Vec<f64>, Vec<f64>), ProblemError> {
         if self.n == 0 || self.d == 0 {
-            return Err(ProblemError::InvalidSpec { what: "synthetic", reason: format!("n = {}, d = {} must be positive", self.n, self.d) });
+            return Err(ProblemError::InvalidSpec {
+                what: "synthetic",
+                reason: format!("n = {}, d = {} must be positive", self.n, self.d),
+            });
         }
         if !(self.scale > 0.0) || !self.scale.is_finite() {
-            return Err(ProblemError::InvalidSpec { what: "synthetic scale", reason: format!("{} is not positive", self.scale) });
+            return Err(ProblemError::InvalidSpec {
+                what: "synthetic scale",
+                reason: format!("{} is not positive", self.scale),
+            });
         }
         let seed = synthetic_seed(self.seed);
         let mut rng = DetRng::stream(&seed, tags::SYNTHETIC, 0);

@@ -3,9 +3,9 @@
 
 use super::*;
 use crate::compute::copyright::{Copyright, CopyrightVariant};
-use crate::compute::det::rng::tags;
 use crate::compute::det::DetRng;
-use crate::compute::problem::{perturb, Stage, Transcript, FLOPS_PER_MWU};
+use crate::compute::det::rng::tags;
+use crate::compute::problem::{FLOPS_PER_MWU, Stage, Transcript, perturb};
 
 fn toy() -> (Mat, Vec<f64>, Vec<f64>) {
     let a = Mat::from_vec(3, 2, vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0]).unwrap();
@@ -49,7 +49,11 @@ fn softmax_reference_values_of_solvers_1_7() {
     assert_all_close(&f, &[0.39069383326981577, 0.2894331103942646, 0.3198730563359197], REF_TOL);
     assert!(rel_close(l, 0.034460756518419414, REF_TOL), "{l:e}");
     assert_all_close(&g, &[0.0070603243733816795, -0.06910088226715037], REF_TOL);
-    assert_all_close(h.data(), &[0.060681771728433434, -0.05584651012919973, -0.055846510129199736, 0.10018027095173206], REF_TOL);
+    assert_all_close(
+        h.data(),
+        &[0.060681771728433434, -0.05584651012919973, -0.055846510129199736, 0.10018027095173206],
+        REF_TOL,
+    );
 }
 
 #[test]
@@ -68,7 +72,11 @@ fn resnet_softmax_reference_values_of_solvers_3_7() {
     assert_all_close(&f, &[0.45845969386303326, 0.2353716866091604, 0.3061686195278064], REF_TOL);
     assert!(rel_close(l, 0.05427441814963686, REF_TOL), "{l:e}");
     assert_all_close(&g, &[-0.0004951159838554042, -0.2474036549272453], REF_TOL);
-    assert_all_close(h.data(), &[0.2154149070256992, 0.1765975687577175, 0.1765975687577176, 1.220094422616376], REF_TOL);
+    assert_all_close(
+        h.data(),
+        &[0.2154149070256992, 0.1765975687577175, 0.1765975687577176, 1.220094422616376],
+        REF_TOL,
+    );
 }
 
 #[test]
@@ -81,7 +89,11 @@ fn copyright_reference_values_of_solvers_9_7() {
     let (_, l, g, h) = at(&p, &x);
     assert!(rel_close(l, 0.5844531686601674, REF_TOL), "{l:e}");
     assert_all_close(&g, &[-0.6452208024668011, 1.3040623763664154], REF_TOL);
-    assert_all_close(h.data(), &[1.4957699469228256, -2.356070269629301, -2.356070269629301, 4.942544434517977], REF_TOL);
+    assert_all_close(
+        h.data(),
+        &[1.4957699469228256, -2.356070269629301, -2.356070269629301, 4.942544434517977],
+        REF_TOL,
+    );
     let cert = p.certify(&Params(x.clone())).unwrap();
     assert_eq!(cert.figure("loss_protected"), ev.l1());
 }
@@ -156,7 +168,12 @@ fn check_derivatives(p: &SoftmaxProblem, x: &[f64], tol: f64) {
         assert!((fd - g[k]).abs() <= tol * scale_g, "{}: dL/dx{k} fd {fd:e} vs {:e}", p.kind(), g[k]);
         for j in 0..d {
             let fdh = (gp[j] - gm[j]) / (2.0 * step);
-            assert!((fdh - h.get(j, k)).abs() <= tol * scale_h, "{}: H[{j},{k}] fd {fdh:e} vs {:e}", p.kind(), h.get(j, k));
+            assert!(
+                (fdh - h.get(j, k)).abs() <= tol * scale_h,
+                "{}: H[{j},{k}] fd {fdh:e} vs {:e}",
+                p.kind(),
+                h.get(j, k)
+            );
         }
     }
 }
@@ -200,7 +217,11 @@ fn sym_eigenvalues(m: &Mat) -> Vec<f64> {
     let n = m.rows();
     let mut a = m.clone();
     for _ in 0..100 {
-        let off: f64 = (0..n).flat_map(|i| (0..n).map(move |j| (i, j))).filter(|(i, j)| i != j).map(|(i, j)| a.get(i, j) * a.get(i, j)).sum();
+        let off: f64 = (0..n)
+            .flat_map(|i| (0..n).map(move |j| (i, j)))
+            .filter(|(i, j)| i != j)
+            .map(|(i, j)| a.get(i, j) * a.get(i, j))
+            .sum();
         if off < 1e-60 {
             break;
         }
@@ -273,7 +294,8 @@ fn z_space_hessian_minus_its_diagonal_has_rank_at_most_two() {
 fn planted(phi: Phi, n: usize, d: usize, seed: u64) -> (SoftmaxProblem, Vec<f64>) {
     let syn = Synthetic { n, d, seed, scale: 0.5 };
     let (a, b, xs) = syn.generate(phi).unwrap();
-    let p = SoftmaxProblem::new(phi, a, b, SoftmaxOptions { w2: Some(uniform_reg(1e-4, n)), ..Default::default() }).unwrap();
+    let p = SoftmaxProblem::new(phi, a, b, SoftmaxOptions { w2: Some(uniform_reg(1e-4, n)), ..Default::default() })
+        .unwrap();
     (p, xs)
 }
 
@@ -302,7 +324,13 @@ fn copyright_solve_keeps_the_protected_loss_away_from_zero() {
     let rows = syn.protected_rows(50);
     let mk = |gamma: f64| {
         let cr = Copyright { rows: rows.clone(), gamma, variant: CopyrightVariant::All };
-        SoftmaxProblem::new(Phi::Softmax, a.clone(), b.clone(), SoftmaxOptions { w2: Some(uniform_reg(1e-4, 500)), mask: None, copyright: Some(cr) }).unwrap()
+        SoftmaxProblem::new(
+            Phi::Softmax,
+            a.clone(),
+            b.clone(),
+            SoftmaxOptions { w2: Some(uniform_reg(1e-4, 500)), mask: None, copyright: Some(cr) },
+        )
+        .unwrap()
     };
     let mut l1s = Vec::new();
     for gamma in [0.0, 1e-12, 1e-10] {
@@ -351,7 +379,9 @@ fn the_output_hash_commits_to_every_stage_of_the_transcript() {
             let mut forged = stages.clone();
             forged[k] = match &forged[k] {
                 Stage::Scalar(v) => Stage::Scalar(f64::from_bits(v.to_bits() ^ 1)),
-                Stage::Vector(v) => Stage::Vector(v.iter().enumerate().map(|(i, x)| if i == 0 { -x } else { *x }).collect()),
+                Stage::Vector(v) => {
+                    Stage::Vector(v.iter().enumerate().map(|(i, x)| if i == 0 { -x } else { *x }).collect())
+                }
                 Stage::Index(i) => Stage::Index(i ^ 1),
             };
             let other = StepOutput { digest: Transcript::digest_of(p.kind(), &forged), ..out.clone() };
@@ -393,10 +423,17 @@ fn copyright_step_decreases_the_objective_on_average() {
     let syn = Synthetic { n: 400, d: 12, seed: 5, scale: 1.0 };
     let (a, b, _) = syn.generate(Phi::Softmax).unwrap();
     let cr = Copyright { rows: syn.protected_rows(40), gamma: 1e-10, variant: CopyrightVariant::All };
-    let p = SoftmaxProblem::new(Phi::Softmax, a, b, SoftmaxOptions { w2: Some(uniform_reg(1e-4, 400)), mask: None, copyright: Some(cr) }).unwrap();
+    let p = SoftmaxProblem::new(
+        Phi::Softmax,
+        a,
+        b,
+        SoftmaxOptions { w2: Some(uniform_reg(1e-4, 400)), mask: None, copyright: Some(cr) },
+    )
+    .unwrap();
     let x = p.init();
     let before = p.certify(&x).unwrap().loss;
-    let after: f64 = (0..20u8).map(|s| p.certify(&p.step(&x, &[s; 32]).unwrap().params).unwrap().loss).sum::<f64>() / 20.0;
+    let after: f64 =
+        (0..20u8).map(|s| p.certify(&p.step(&x, &[s; 32]).unwrap().params).unwrap().loss).sum::<f64>() / 20.0;
     assert!(after < before, "before {before:e}, after {after:e}");
 }
 
@@ -432,14 +469,17 @@ fn flop_formula_is_within_the_calibration_band_of_counted_flops() {
             let syn = Synthetic { n: 1500, d: 24, seed: 2, scale: 0.5 };
             let (a, b, _) = syn.generate(Phi::Softmax).unwrap();
             let cr = Copyright { rows: syn.protected_rows(100), gamma: 1e-9, variant: CopyrightVariant::PerBlock };
-            SoftmaxProblem::new(Phi::Softmax, a, b, SoftmaxOptions { copyright: Some(cr), ..Default::default() }).unwrap()
+            SoftmaxProblem::new(Phi::Softmax, a, b, SoftmaxOptions { copyright: Some(cr), ..Default::default() })
+                .unwrap()
         },
         {
             let syn = Synthetic { n: 400, d: 12, seed: 2, scale: 1.0 };
             let (a, b, _) = syn.generate(Phi::ResnetSoftmax).unwrap();
-            let cr = Copyright { rows: syn.protected_rows(40), gamma: 1e-9, variant: CopyrightVariant::UnprotectedOnly };
+            let cr =
+                Copyright { rows: syn.protected_rows(40), gamma: 1e-9, variant: CopyrightVariant::UnprotectedOnly };
             let w2 = Some(uniform_reg(1e-4, 400));
-            SoftmaxProblem::new(Phi::ResnetSoftmax, a, b, SoftmaxOptions { w2, mask: None, copyright: Some(cr) }).unwrap()
+            SoftmaxProblem::new(Phi::ResnetSoftmax, a, b, SoftmaxOptions { w2, mask: None, copyright: Some(cr) })
+                .unwrap()
         },
     ];
     for p in cases {
@@ -447,7 +487,13 @@ fn flop_formula_is_within_the_calibration_band_of_counted_flops() {
         let formula = p.step_flops();
         let ratio = formula as f64 / flops as f64;
         let shape = p.shape();
-        assert!((0.67..=1.5).contains(&ratio), "{} {}x{}: formula {formula} vs counted {flops}", p.kind(), shape.n, shape.d);
+        assert!(
+            (0.67..=1.5).contains(&ratio),
+            "{} {}x{}: formula {formula} vs counted {flops}",
+            p.kind(),
+            shape.n,
+            shape.d
+        );
         assert_eq!(p.cost(), step_cost_mwu(&shape));
         assert!(p.cost() * FLOPS_PER_MWU >= formula / 16, "{} priced far below its flops", p.kind());
     }
@@ -477,9 +523,15 @@ fn domain_errors_are_typed_never_nan_or_panics() {
     ));
     let mut nan_a = a.clone();
     nan_a.set(1, 1, f64::INFINITY);
-    assert!(matches!(SoftmaxProblem::new(Phi::Softmax, nan_a, b.clone(), SoftmaxOptions::default()), Err(ProblemError::NonFinite { .. })));
+    assert!(matches!(
+        SoftmaxProblem::new(Phi::Softmax, nan_a, b.clone(), SoftmaxOptions::default()),
+        Err(ProblemError::NonFinite { .. })
+    ));
     let bad_mask = SoftmaxOptions { mask: Some(vec![0.5, 1.0, 1.0]), ..Default::default() };
-    assert!(matches!(SoftmaxProblem::new(Phi::Softmax, a.clone(), b.clone(), bad_mask), Err(ProblemError::InvalidSpec { .. })));
+    assert!(matches!(
+        SoftmaxProblem::new(Phi::Softmax, a.clone(), b.clone(), bad_mask),
+        Err(ProblemError::InvalidSpec { .. })
+    ));
     let neg_w = SoftmaxOptions { w2: Some(vec![-1.0, 0.0, 0.0]), ..Default::default() };
     assert!(matches!(SoftmaxProblem::new(Phi::Softmax, a, b, neg_w), Err(ProblemError::InvalidSpec { .. })));
 }

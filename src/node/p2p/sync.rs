@@ -23,13 +23,13 @@
 
 use super::{ban, peer_fault};
 use crate::chain::block::{Block, Header};
+use crate::chain::pipeline::Accepted;
+use crate::chain::target::{U256, chainwork, target_from_bits};
 use crate::chain::validate::BlockError;
-use crate::chain::target::{chainwork, target_from_bits, U256};
 use crate::hash::Hash256;
-use crate::net::protocol::{SyncRequest, SyncResponse, MAX_BLOCKS_PER_RESPONSE, MAX_HEADERS};
+use crate::net::protocol::{MAX_BLOCKS_PER_RESPONSE, MAX_HEADERS, SyncRequest, SyncResponse};
 use crate::net::{NetError, NetHandle, PeerId};
 use crate::node::{Handle, NodeError};
-use crate::chain::pipeline::Accepted;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
@@ -128,7 +128,12 @@ struct Offer {
 /// (`Chain::check_headers`: linked, ASERT bits, time after the median time past, proof of
 /// work against the cost table) before their work counts. `Err` is misbehaviour; a
 /// header that is only early makes the offer wait for a later round (`Ok(None)`).
-async fn check_headers(node: &Handle, peer: PeerId, headers: Vec<Header>, locator: &[Hash256]) -> Result<Result<Option<Offer>, String>, NodeError> {
+async fn check_headers(
+    node: &Handle,
+    peer: PeerId,
+    headers: Vec<Header>,
+    locator: &[Hash256],
+) -> Result<Result<Option<Offer>, String>, NodeError> {
     let Some(first) = headers.first() else { return Ok(Ok(None)) };
     let fork = first.prev;
     if !locator.contains(&fork) {
@@ -182,7 +187,9 @@ async fn round(node: &Handle, net: &NetHandle, stats: &SyncStats) -> Result<bool
     let mut asks = JoinSet::new();
     for p in peers.into_iter().take(MAX_HEADER_PEERS) {
         let (net, locator, peer) = (net.clone(), locator.clone(), p.peer_id);
-        asks.spawn(async move { (peer, net.request(peer, SyncRequest::GetHeaders { locator, stop: Hash256::ZERO }).await) });
+        asks.spawn(
+            async move { (peer, net.request(peer, SyncRequest::GetHeaders { locator, stop: Hash256::ZERO }).await) },
+        );
     }
     let mut offers = Vec::new();
     while let Some(joined) = asks.join_next().await {
@@ -271,7 +278,14 @@ struct Download<'a> {
 }
 
 impl<'a> Download<'a> {
-    fn new(node: &'a Handle, net: &'a NetHandle, stats: &'a SyncStats, hashes: &[Hash256], offers: &'a [Offer], best: &Offer) -> Self {
+    fn new(
+        node: &'a Handle,
+        net: &'a NetHandle,
+        stats: &'a SyncStats,
+        hashes: &[Hash256],
+        offers: &'a [Offer],
+        best: &Offer,
+    ) -> Self {
         let chunks = hashes
             .chunks(MAX_BLOCKS_PER_RESPONSE)
             .map(|c| Chunk { hashes: c.to_vec(), got: vec![None; c.len()], tried: HashSet::new(), busy: false })
@@ -325,14 +339,17 @@ impl<'a> Download<'a> {
             let usable = |p: &PeerId| !chunk.tried.contains(p) && !self.failed.contains(p);
             // Peers whose headers contain the chunk have it on their main chain; others
             // may hold it on a side chain, so they are the fallback.
-            let mut candidates: Vec<PeerId> = self.sources.iter().filter(|(p, has)| usable(p) && has.contains(last)).map(|(p, _)| *p).collect();
+            let mut candidates: Vec<PeerId> =
+                self.sources.iter().filter(|(p, has)| usable(p) && has.contains(last)).map(|(p, _)| *p).collect();
             if candidates.is_empty() {
                 candidates = self.sources.iter().filter(|(p, _)| usable(p)).map(|(p, _)| *p).collect();
             }
             let pick = candidates
                 .into_iter()
                 .filter(|p| self.in_flight.get(p).copied().unwrap_or(0) < IN_FLIGHT_PER_PEER)
-                .min_by_key(|p| (self.in_flight.get(p).copied().unwrap_or(0), self.assigned.get(p).copied().unwrap_or(0)));
+                .min_by_key(|p| {
+                    (self.in_flight.get(p).copied().unwrap_or(0), self.assigned.get(p).copied().unwrap_or(0))
+                });
             let Some(peer) = pick else { continue };
             let hashes = chunk.missing();
             self.chunks[idx].busy = true;

@@ -226,13 +226,7 @@ fn pack_a<const MR: usize>(a: MatRef<'_>, pc: usize, row0: usize, mr: usize, dst
 
 /// [`pack_a`] for views whose columns are not contiguous (row-major and general strides).
 #[inline(never)]
-fn pack_a_strided<const MR: usize>(
-    a: MatRef<'_>,
-    pc: usize,
-    row0: usize,
-    mr: usize,
-    dst: &mut [[f64; MR]],
-) {
+fn pack_a_strided<const MR: usize>(a: MatRef<'_>, pc: usize, row0: usize, mr: usize, dst: &mut [[f64; MR]]) {
     let (data, rs, cs) = (a.data(), a.rs(), a.cs());
     let kcb = dst.len();
     if mr == MR && cs == 1 {

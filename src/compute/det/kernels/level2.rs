@@ -118,12 +118,7 @@ fn rows_cover<M: Mac, const B: usize>(a: MatRef<'_>, x: &[f64], y: &mut [f64], a
 /// (two loads and a shuffle per element); measured faster than a 16-row variant with 4x4
 /// in-register transposes, which ran out of registers for the row pointers.
 #[inline(always)]
-fn rows_block<M: Mac, const B: usize>(
-    a: MatRef<'_>,
-    x: &[f64],
-    i0: usize,
-    mut acc: [f64; B],
-) -> [f64; B] {
+fn rows_block<M: Mac, const B: usize>(a: MatRef<'_>, x: &[f64], i0: usize, mut acc: [f64; B]) -> [f64; B] {
     let (data, rs) = (a.data(), a.rs());
     let k = x.len();
     // Straight-line slices of length k (array::from_fn stayed out of line, hiding the
@@ -186,13 +181,7 @@ fn cols_cover<M: Mac, const B: usize>(a: MatRef<'_>, x: &[f64], y: &mut [f64], a
 /// Continues the chains of outputs `i0..i0+B` over columns `k0..k0+xs.len()` of `A`
 /// (contiguous columns), from `acc`.
 #[inline(always)]
-fn cols_block<M: Mac, const B: usize>(
-    a: MatRef<'_>,
-    xs: &[f64],
-    k0: usize,
-    i0: usize,
-    mut acc: [f64; B],
-) -> [f64; B] {
+fn cols_block<M: Mac, const B: usize>(a: MatRef<'_>, xs: &[f64], k0: usize, i0: usize, mut acc: [f64; B]) -> [f64; B] {
     let (data, cs) = (a.data(), a.cs());
     for (kk, xk) in xs.iter().enumerate() {
         let col = data[(k0 + kk) * cs + i0..].first_chunk::<B>().expect("column inside the view");

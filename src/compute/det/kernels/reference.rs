@@ -6,7 +6,7 @@
 //! tests check on random and special inputs. They are slow: on the default x86_64 target
 //! each `mul_add` is an out-of-line call. They count flops exactly like the fast kernels.
 
-use crate::compute::det::{count_flops, Mat, MatRef};
+use crate::compute::det::{Mat, MatRef, count_flops};
 
 /// `Σ x_i y_i` as one fused chain from `+0.0`, `i` ascending.
 ///

@@ -5,10 +5,10 @@
 //! NaN results only need to be NaN on both sides (payloads are not part of the contract).
 //! Big sizes run only in release builds.
 
-use super::gemm::{gemm_blocked, Blocking, GemmJob};
-use super::mac::{soft_fma, Fused, Mac, Soft};
+use super::gemm::{Blocking, GemmJob, gemm_blocked};
+use super::mac::{Fused, Mac, Soft, soft_fma};
 use super::*;
-use crate::compute::det::{flops, reset_flops, DetRng};
+use crate::compute::det::{DetRng, flops, reset_flops};
 
 /// A seeded stream for test inputs.
 fn rng(t: u32) -> DetRng {
@@ -155,8 +155,7 @@ fn path_detection_is_consistent() {
             assert!(std::panic::catch_unwind(|| p.checked()).is_err(), "{p} should refuse");
             let a = Mat::zeros(2, 2);
             let mut c = Mat::zeros(2, 2);
-            let refused =
-                std::panic::catch_unwind(move || gemm_with(p, a.view(), a.view(), &mut c, false));
+            let refused = std::panic::catch_unwind(move || gemm_with(p, a.view(), a.view(), &mut c, false));
             assert!(refused.is_err(), "gemm_with({p}) should refuse");
         }
         assert_eq!(p.to_string(), p.name());
@@ -276,12 +275,7 @@ fn gemm_reads_through_arbitrary_strides() {
 }
 
 /// Direct calls of the generic body with odd tiles and blockings.
-fn blocked<const MR: usize, const NR: usize>(
-    bl: Blocking,
-    job: &GemmJob<'_>,
-    ldc: usize,
-    rows: usize,
-) -> Vec<f64> {
+fn blocked<const MR: usize, const NR: usize>(bl: Blocking, job: &GemmJob<'_>, ldc: usize, rows: usize) -> Vec<f64> {
     let mut c = vec![f64::NAN; rows * ldc];
     gemm_blocked::<MR, NR, Fused>(bl, job, &mut c, ldc);
     c
@@ -295,8 +289,7 @@ fn blocking_and_tile_shape_never_change_bits() {
     let b = rand_mat(&mut r, k, n, 0.01);
     let mut want = Mat::zeros(m, n);
     reference::gemm(a.view(), b.view(), &mut want, false);
-    let job =
-        GemmJob { a: a.view(), b: b.view(), b_row_scale: None, accumulate: false, upper_only: false };
+    let job = GemmJob { a: a.view(), b: b.view(), b_row_scale: None, accumulate: false, upper_only: false };
     let blockings = [
         Blocking { mc: 1, kc: 1, nc: 1 },
         Blocking { mc: 2, kc: 3, nc: 5 },
@@ -322,8 +315,7 @@ fn blocking_and_tile_shape_never_change_bits() {
     let w = rand_vec(&mut r, rows, 0.01);
     let mut want_s = Mat::zeros(d, d);
     reference::syrk(x.view(), Some(&w), &mut want_s);
-    let job_s =
-        GemmJob { a: x.t(), b: x.view(), b_row_scale: Some(&w), accumulate: false, upper_only: true };
+    let job_s = GemmJob { a: x.t(), b: x.view(), b_row_scale: Some(&w), accumulate: false, upper_only: true };
     for bl in blockings {
         for (shape, got) in [
             ("3x5", blocked::<3, 5>(bl, &job_s, d, d)),
@@ -429,8 +421,7 @@ fn syrk_matches_reference_with_and_without_weights() {
             if path == Path::SoftFma && n * d * d > 60_000 {
                 continue;
             }
-            let weights =
-                [("none", None), ("positive", Some(&w_pos[..])), ("mixed sign", Some(&w_mixed[..]))];
+            let weights = [("none", None), ("positive", Some(&w_pos[..])), ("mixed sign", Some(&w_mixed[..]))];
             for (wn, w) in weights {
                 check_syrk(path, a.view(), w, &format!("{n}x{d} w={wn}"));
                 check_syrk(path, at.t(), w, &format!("{n}x{d} transposed w={wn}"));
@@ -588,19 +579,10 @@ fn flop_counts_equal_the_reference() {
             counted(|| reference::syrk(a.view(), Some(&w), &mut s))
         );
         let mut m = a.clone();
-        assert_eq!(
-            counted(|| trsm_rows_with(path, &l, &mut m)),
-            counted(|| reference::trsm_rows(&l, &mut m))
-        );
-        assert_eq!(
-            counted(|| drop_f64(dot_with(path, &x7, &x7))),
-            counted(|| drop_f64(reference::dot(&x7, &x7)))
-        );
+        assert_eq!(counted(|| trsm_rows_with(path, &l, &mut m)), counted(|| reference::trsm_rows(&l, &mut m)));
+        assert_eq!(counted(|| drop_f64(dot_with(path, &x7, &x7))), counted(|| drop_f64(reference::dot(&x7, &x7))));
         let mut y7 = x7.clone();
-        assert_eq!(
-            counted(|| axpy_with(path, 2.0, &x7, &mut y7)),
-            counted(|| reference::axpy(2.0, &x7, &mut y7))
-        );
+        assert_eq!(counted(|| axpy_with(path, 2.0, &x7, &mut y7)), counted(|| reference::axpy(2.0, &x7, &mut y7)));
     }
     assert_eq!(counted(|| drop_f64(nrm2(&x7))), counted(|| drop_f64(reference::nrm2(&x7))));
     assert_eq!(counted(|| drop_f64(sum(&x7))), counted(|| drop_f64(reference::sum(&x7))));

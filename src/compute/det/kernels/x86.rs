@@ -6,7 +6,7 @@
 //! The wrappers are safe functions; calling them needs the CPU features, which the
 //! dispatchers in `kernels` check first.
 
-use super::gemm::{gemm_blocked, Blocking, GemmJob};
+use super::gemm::{Blocking, GemmJob, gemm_blocked};
 use super::level2::{axpy_body, dot_body, gemv_body, trsm_body};
 use super::mac::Fused;
 use crate::compute::det::{Mat, MatRef};
