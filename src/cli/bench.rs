@@ -175,7 +175,7 @@ fn replay_per_kind() -> anyhow::Result<()> {
         let secs = step_seconds(&p, 15)?;
         let per_wu = secs * 1e6 / p.cost() as f64;
         let base = *first.get_or_insert(per_wu);
-        outln!("  {name:<44} {:>6} {:>10.3} {:>10.1} {:>8.2}", p.cost(), secs * 1e3, per_wu, per_wu / base);
+        outln!("  {name:<44} {:>6} {:>10.3} {:>10.4} {:>8.2}", p.cost(), secs * 1e3, per_wu, per_wu / base);
     }
     outln!("  (a flat 'vs first' column means cost() prices every kind alike)");
     Ok(())

@@ -45,6 +45,7 @@ pub fn cases() -> Vec<Case> {
         push(format!("{k} 512x128 (smallest n/d)"), base(kind, 512, 128, 0.5));
         push(format!("{k} 100000x2 (n >> d)"), base(kind, 100_000, 2, 0.5));
         push(format!("{k} 20000x16 (n >> d)"), base(kind, 20_000, 16, 0.5));
+        push(format!("{k} 5000x64 (largest data)"), base(kind, 5000, 64, 0.5));
         push(format!("{k} 2000x128"), base(kind, 2000, 128, 0.5));
         push(format!("{k} 1000x32 smallest scale"), base(kind, 1000, 32, MIN_SYNTHETIC_SCALE));
         push(format!("{k} 1000x32 largest scale"), base(kind, 1000, 32, MAX_SYNTHETIC_SCALE));
