@@ -11,6 +11,9 @@
 //! - [`address`]: [`address::Address`] (20-byte hash of an ed25519 key) and its bech32m
 //!   text form;
 //! - [`target`]: 256-bit targets, compact `bits`, chainwork and the ASERT next-target rule.
+//! - [`pipeline`]: the block pipeline (check -> index -> connect/reorg -> persist) and the
+//!   cost table, over a `BlockStore` trait (sled in `store`, [`pipeline::MemStore`] for
+//!   consensus tests).
 //!
 //! This file also defines [`Network`], which selects the per-network constants.
 

@@ -26,6 +26,7 @@ use crate::chain::params::ChainParams;
 use crate::chain::state::{State, StateError};
 use crate::chain::tx::{OutPoint, Transaction, TxError};
 use crate::hash::Hash256;
+use crate::pouw::task::TaskLimits;
 use crate::pouw::verify::{self, VerifyError};
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -562,15 +563,29 @@ impl Mempool {
     /// ones after it may still fit. Never two transactions spending the same outpoint,
     /// two model updates for one task, or two reclaims of one task.
     ///
+    /// The block's task submissions stay within `limits` (count and expanded data bytes
+    /// per block), so the template is valid.
+    ///
     /// Call after [`Mempool::revalidate`] on the tip the block builds on.
-    pub fn select(&self, max_bytes: usize) -> Vec<Transaction> {
+    pub fn select(&self, max_bytes: usize, limits: &TaskLimits) -> Vec<Transaction> {
         let mut out = Vec::new();
         let mut used = 0usize;
+        let (mut task_count, mut task_bytes) = (0usize, 0usize);
         let mut spent: HashSet<OutPoint> = HashSet::new();
         let mut tasks: HashSet<(bool, Hash256)> = HashSet::new();
         for e in self.iter() {
             if used.saturating_add(e.size) > max_bytes {
                 continue;
+            }
+            if let Transaction::SubmitTask { spec, .. } = &e.tx {
+                let bytes = task_bytes.saturating_add(spec.data_bytes());
+                if task_count + 1 > limits.max_tasks_per_block || bytes > limits.max_task_bytes_per_block {
+                    continue;
+                }
+                if e.tx.inputs().iter().all(|i| !spent.contains(&i.prevout)) {
+                    task_count += 1;
+                    task_bytes = bytes;
+                }
             }
             if e.tx.inputs().iter().any(|i| spent.contains(&i.prevout)) {
                 continue;
@@ -721,17 +736,26 @@ mod tests {
         assert_eq!(mp.len(), 4);
         assert_eq!(mp.bytes(), txs.iter().map(Transaction::size).sum::<usize>());
         // Same sizes: 9000 (first arrival), 9000 (second), 5000, 2000.
-        assert_eq!(mp.select(1 << 20), vec![txs[1].clone(), txs[3].clone(), txs[2].clone(), txs[0].clone()]);
+        assert_eq!(
+            mp.select(1 << 20, &crate::chain::params::ChainParams::dev().task_limits),
+            vec![txs[1].clone(), txs[3].clone(), txs[2].clone(), txs[0].clone()]
+        );
         assert_eq!(
             mp.iter().map(|e| e.txid).collect::<Vec<_>>(),
-            mp.select(1 << 20).iter().map(Transaction::txid).collect::<Vec<_>>()
+            mp.select(1 << 20, &crate::chain::params::ChainParams::dev().task_limits)
+                .iter()
+                .map(Transaction::txid)
+                .collect::<Vec<_>>()
         );
         // A byte budget of two transactions takes the two best.
         let size = txs[0].size();
-        assert_eq!(mp.select(2 * size + size / 2), vec![txs[1].clone(), txs[3].clone()]);
+        assert_eq!(
+            mp.select(2 * size + size / 2, &crate::chain::params::ChainParams::dev().task_limits),
+            vec![txs[1].clone(), txs[3].clone()]
+        );
         assert_eq!(mp.get(&txs[2].txid()).map(|e| e.fee), Some(Amount::from_units(5_000)));
         // The selection is a valid block.
-        let sel = mp.select(1 << 20);
+        let sel = mp.select(1 << 20, &crate::chain::params::ChainParams::dev().task_limits);
         tc.mine(addr(9), sel);
     }
 
@@ -882,11 +906,43 @@ mod tests {
             "{e}"
         );
         // The selection holds one update per task, and it is a valid block.
-        let sel = mp.select(1 << 20);
+        let sel = mp.select(1 << 20, &crate::chain::params::ChainParams::dev().task_limits);
         assert_eq!(sel, vec![better]);
         let b = tc.mine(addr(9), sel);
         mp.remove_for_block(&b);
         assert!(mp.is_empty());
+    }
+
+    #[test]
+    fn select_keeps_task_submissions_within_the_block_limits() {
+        let mut tc = TestChain::new();
+        let coins = tc.funded(addr(1), 3);
+        let mut mp = pool(1 << 20, 0);
+        for coin in &coins {
+            let mut tx = Transaction::SubmitTask {
+                inputs: vec![TxIn { prevout: coin.0, pubkey: [0; 32], signature: Sig64::EMPTY }],
+                outputs: vec![TxOut { value: Amount::from_units(coin.1.units() - 5_000 - 10_000), address: addr(1) }],
+                spec: spec(1e-9),
+                bounty: Amount::from_units(5_000),
+                expires_at_height: tc.cs.height() + 50,
+            };
+            tx.sign(&tc.params().chain_id, &[&key(1)]);
+            add(&mut mp, &mut tc, tx).expect("admissible task");
+        }
+        let limits = tc.params().task_limits;
+        assert_eq!(mp.select(1 << 20, &limits).len(), 3);
+        let two = TaskLimits { max_tasks_per_block: 2, ..limits };
+        let sel = mp.select(1 << 20, &two);
+        assert_eq!(sel.len(), 2);
+        let one_task_bytes = spec(1e-9).data_bytes();
+        let tight = TaskLimits { max_task_bytes_per_block: 2 * one_task_bytes - 1, ..limits };
+        assert_eq!(mp.select(1 << 20, &tight).len(), 1);
+        // What it selects is a valid block under the network's limits.
+        let mut strict = tc.params();
+        strict.task_limits = two;
+        let b = tc.mine(addr(9), sel);
+        assert!(crate::chain::validate::check_block_body(&b, &strict).is_ok());
+        assert_eq!(b.txs.len(), 3, "two tasks mined, plus the coinbase");
     }
 
     #[test]
@@ -964,7 +1020,7 @@ mod tests {
         // A fee-less transfer is not exempt.
         let fee_less = transfer(&tc.params().chain_id, 9, tc.funded(addr(9), 1)[0], addr(2), 0);
         assert!(matches!(add(&mut mp, &mut tc, fee_less), Err(MempoolError::FeeTooLow { .. })));
-        let b = tc.mine(addr(9), mp.select(1 << 20));
+        let b = tc.mine(addr(9), mp.select(1 << 20, &crate::chain::params::ChainParams::dev().task_limits));
         assert_eq!(mp.remove_for_block(&b), vec![rid]);
     }
 }

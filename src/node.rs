@@ -708,7 +708,7 @@ impl Node {
         let mut out = Vec::new();
         for _ in 0..n {
             let max_bytes = self.chain.params().max_block_bytes / 2;
-            let txs = self.mempool.select(max_bytes);
+            let txs = self.mempool.select(max_bytes, &self.chain.params().task_limits);
             // As bitcoind's regtest: the clock, raised to the median time past + 1 by the
             // template — blocks mined in one second stay within the future-drift limit.
             let time = self.now();

@@ -7,11 +7,12 @@
 //!
 //! # Consensus
 //! Connecting a block, in order: (1) the work claim against the parent's state — the task
-//! exists and is open, the claimed cost is the task's, the input has the task's dimension
-//! and scores no worse than the task's best, and replaying one step gives the claimed
-//! output; (2) the block's own output becomes the task's best on any improvement, and if
-//! it meets the target the task is solved and the coinbase may claim the bounty; (3) every
-//! other transaction in order; (4) the coinbase pays at most subsidy + fees + bounty earned.
+//! exists and is open, the claimed cost is the task's, the input has the task's dimension,
+//! lies in the task's iterate box and scores no worse than the task's best, and replaying
+//! one step gives the claimed output (its hash covers the step's whole transcript); (2)
+//! the block's own output becomes the task's best on any improvement, and if it meets the
+//! target the task is solved and the coinbase may claim the bounty; (3) every other
+//! transaction in order; (4) the coinbase pays at most subsidy + fees + bounty earned.
 
 use crate::chain::address::Address;
 use crate::chain::amount::{Amount, AmountError, subsidy};

@@ -202,7 +202,7 @@ impl Node {
         // The block's own step is applied before its transactions: a pool update of the
         // same task could then fail to improve on it and invalidate the block.
         let mut txs = held.clone();
-        let pool_txs = self.mempool.select(params.max_block_bytes / 2);
+        let pool_txs = self.mempool.select(params.max_block_bytes / 2, &params.task_limits);
         txs.extend(
             pool_txs.into_iter().filter(|t| update_task(t).is_none_or(|id| id != task && !held_tasks.contains(&id))),
         );

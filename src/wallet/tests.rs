@@ -145,7 +145,7 @@ fn transfer_is_valid_and_change_balances_exactly() {
     assert!(second.inputs().iter().all(|i| mp.spender(&i.prevout).is_none()));
     mp.add(second.clone(), tc.cs.state_mut(), h, &p).expect("no conflict");
     w.set_reserved([]);
-    let b = tc.mine(addr(9), mp.select(1 << 20));
+    let b = tc.mine(addr(9), mp.select(1 << 20, &tc.params().task_limits));
     assert_eq!(mp.remove_for_block(&b).len(), 2);
     assert!(w.balance(tc.cs.state(), tc.next_height()).spendable < Amount::from_units(80 * crate::chain::amount::COIN));
 }
