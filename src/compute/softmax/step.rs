@@ -109,7 +109,7 @@ pub fn step_flop_classes(shape: &StepShape) -> FlopClasses {
     c.factor += d * d * d / 3;
     c.trsm += rows * d * d;
     // Row sampling and the sampled Gram.
-    let halvings = (u64::BITS - (rows - 1).leading_zeros()) as u64;
+    let halvings = (u64::BITS - rows.saturating_sub(1).leading_zeros()) as u64;
     c.elementwise += k * (2 + halvings);
     c.level2 += 2 * k * d;
     c.gram += k * d * (d + 1);
