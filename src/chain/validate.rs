@@ -343,14 +343,6 @@ fn check_block_tasks(block: &Block, params: &ChainParams) -> Result<(), BlockErr
     Ok(())
 }
 
-/// Every check that needs the block alone plus its task's cost: [`check_header_alone`],
-/// [`check_pow`] with `table_cost`, [`check_block_body`].
-pub fn check_block(block: &Block, table_cost: u64, params: &ChainParams) -> Result<(), BlockError> {
-    check_header_alone(&block.header, params)?;
-    check_pow(&block.header, table_cost, params)?;
-    check_block_body(block, params)
-}
-
 /// What a header is checked against: its parent and the parent's median time past.
 #[derive(Clone, Copy, Debug)]
 pub struct ParentContext {
