@@ -24,6 +24,7 @@ pub mod encode;
 pub mod forkchoice;
 pub mod params;
 pub mod pipeline;
+pub mod problems;
 pub mod state;
 pub mod target;
 pub mod tx;

@@ -23,7 +23,7 @@
 use crate::chain::amount::Amount;
 use crate::chain::block::Block;
 use crate::chain::params::ChainParams;
-use crate::chain::state::{State, StateError};
+use crate::chain::state::{StateError, StateView};
 use crate::chain::tx::{OutPoint, Transaction, TxError};
 use crate::hash::Hash256;
 use crate::pouw::task::TaskLimits;
@@ -352,7 +352,7 @@ impl Mempool {
     pub fn add(
         &mut self,
         tx: Transaction,
-        state: &mut State,
+        state: StateView<'_>,
         height: u64,
         params: &ChainParams,
     ) -> Result<Hash256, MempoolError> {
@@ -526,7 +526,12 @@ impl Mempool {
     /// After a new tip or a reorg: dry-runs every pool transaction against `state` for a
     /// block at `height` and drops those that fail (inputs spent, tasks expired, solved
     /// or reclaimed, model updates no longer improving). Returns what was dropped, with why.
-    pub fn revalidate(&mut self, state: &mut State, height: u64, params: &ChainParams) -> Vec<(Hash256, MempoolError)> {
+    pub fn revalidate(
+        &mut self,
+        state: StateView<'_>,
+        height: u64,
+        params: &ChainParams,
+    ) -> Vec<(Hash256, MempoolError)> {
         // Pool transactions never conflict with each other, so each is checked alone.
         let order: Vec<Hash256> = self.by_priority.values().copied().collect();
         let mut dropped = Vec::new();
@@ -548,7 +553,7 @@ impl Mempool {
     pub fn readd(
         &mut self,
         txs: Vec<Transaction>,
-        state: &mut State,
+        state: StateView<'_>,
         height: u64,
         params: &ChainParams,
     ) -> Vec<Hash256> {
@@ -719,7 +724,7 @@ mod tests {
     fn add(mp: &mut Mempool, tc: &mut TestChain, tx: Transaction) -> Result<Hash256, MempoolError> {
         let p = tc.params();
         let h = tc.next_height();
-        mp.add(tx, tc.cs.state_mut(), h, &p)
+        mp.add(tx, tc.cs.view(), h, &p)
     }
 
     #[test]
@@ -852,7 +857,7 @@ mod tests {
 
     /// A fee-less model update for `task` with `params`.
     fn update(tc: &mut TestChain, task: Hash256, params: &Params, to: u8) -> Transaction {
-        let p = tc.cs.state_mut().problem(&task).expect("task");
+        let p = tc.cs.view().problem(&task).expect("task");
         let claimed = p.certify(params).expect("certify");
         Transaction::ModelUpdate {
             inputs: vec![],
@@ -884,7 +889,7 @@ mod tests {
         let mut tc = TestChain::new();
         let coins = tc.funded(addr(1), 1);
         let task = submitted_task(&mut tc, coins[0], 5_000, 100, 1e-30);
-        let p = tc.cs.state_mut().problem(&task).expect("task");
+        let p = tc.cs.view().problem(&task).expect("task");
         let (rough, _) = p.solve(&SolveOpts { max_iter: 1, ..Default::default() }, &mut |_| {}).expect("solve");
         let (good, _) = p.solve(&SolveOpts { max_iter: 6, ..Default::default() }, &mut |_| {}).expect("solve");
         let mut mp = pool(1 << 20, 0);
@@ -984,7 +989,7 @@ mod tests {
         // A block from elsewhere spends `a`'s coin; the pool is told only "new tip".
         tc.mine(addr(9), vec![transfer(&id, 1, coins[0], addr(8), 3_000)]);
         let (p, h) = (tc.params(), tc.next_height());
-        let dropped = mp.revalidate(tc.cs.state_mut(), h, &p);
+        let dropped = mp.revalidate(tc.cs.view(), h, &p);
         assert_eq!(dropped.len(), 1);
         assert_eq!(dropped[0].0, a.txid());
         assert!(matches!(dropped[0].1, MempoolError::State { error: StateError::MissingInput { .. }, .. }));
@@ -996,7 +1001,7 @@ mod tests {
             outputs: vec![TxOut { value: Amount::from_units(1), address: addr(1) }],
         };
         let mut mp2 = pool(1 << 20, 1);
-        let added = mp2.readd(vec![cb, keep.clone(), a], tc.cs.state_mut(), h, &p);
+        let added = mp2.readd(vec![cb, keep.clone(), a], tc.cs.view(), h, &p);
         assert_eq!(added, vec![keep.txid()]);
     }
 

@@ -9,7 +9,7 @@ use crate::chain::amount::{Amount, AmountError, subsidy};
 use crate::chain::block::{Block, Header, WorkClaim, WorkWitness};
 use crate::chain::params::ChainParams;
 use crate::chain::pipeline::{BlockStore, Chain};
-use crate::chain::state::{State, StateError};
+use crate::chain::state::{State, StateError, StateView};
 use crate::chain::target::{U256, target_from_bits};
 use crate::chain::tx::{Transaction, TxOut};
 use crate::chain::validate::{ParentContext, effective_target, required_bits};
@@ -88,7 +88,7 @@ pub fn template<S: BlockStore>(
     let tip = chain.tip();
     let ctx = chain.index().parent_context(&tip).expect("the tip is indexed");
     let req = TemplateRequest { payee, time, txs, task, bounty_claim };
-    template_on(&params, tip, &ctx, chain.state_mut(), req)
+    template_on(&params, tip, &ctx, chain.view(), req)
 }
 
 /// Builds a template on `parent` (whose context is `ctx` and state is `state`): stepping
@@ -97,7 +97,7 @@ pub fn template_on(
     params: &ChainParams,
     parent: Hash256,
     ctx: &ParentContext,
-    state: &mut State,
+    state: StateView<'_>,
     req: TemplateRequest,
 ) -> Result<Template, MineError> {
     let height = ctx.height + 1;
@@ -112,7 +112,7 @@ pub fn template_on(
     let problem = state.problem(&task_id)?;
     let mut fees = Amount::ZERO;
     for tx in &req.txs {
-        fees = fees.checked_add(fee(state, tx)?)?;
+        fees = fees.checked_add(fee(state.state, tx)?)?;
     }
     let reward = subsidy(height, params.initial_subsidy, params.halving_interval)
         .checked_add(fees)?

@@ -647,7 +647,7 @@ impl Node {
                 self.mempool.remove_for_block(&b);
             }
         }
-        self.mempool.revalidate(self.chain.state_mut(), height, &params);
+        self.mempool.revalidate(self.chain.view(), height, &params);
         let mut back = Vec::new();
         for h in disconnected {
             if let Some(b) = self.chain.block(h)? {
@@ -655,7 +655,7 @@ impl Node {
             }
         }
         if !back.is_empty() {
-            self.mempool.readd(back, self.chain.state_mut(), height, &params);
+            self.mempool.readd(back, self.chain.view(), height, &params);
         }
         self.reserve_pool_inputs();
         Ok(())
@@ -670,7 +670,7 @@ impl Node {
     fn add_tx(&mut self, tx: crate::chain::tx::Transaction) -> Result<Hash256, NodeError> {
         let params = self.chain.params().clone();
         let height = self.chain.height() + 1;
-        let txid = self.mempool.add(tx, self.chain.state_mut(), height, &params)?;
+        let txid = self.mempool.add(tx, self.chain.view(), height, &params)?;
         self.reserve_pool_inputs();
         self.refresh_mining();
         Ok(txid)
@@ -686,7 +686,7 @@ impl Node {
 
     fn send(&mut self, to: Address, amount: Amount, fee_rate: u64) -> Result<Hash256, NodeError> {
         let height = self.chain.height() + 1;
-        let tx = self.wallet.transfer(self.chain.state_mut(), height, to, amount, fee_rate)?;
+        let tx = self.wallet.transfer(self.chain.view(), height, to, amount, fee_rate)?;
         self.add_and_announce(tx)
     }
 
@@ -716,7 +716,7 @@ impl Node {
             let params = self.chain.params().clone();
             let tip = self.chain.tip();
             let ctx = self.chain.index().parent_context(&tip).expect("the tip is indexed");
-            let t = miner::template_on(&params, tip, &ctx, self.chain.state_mut(), req)?;
+            let t = miner::template_on(&params, tip, &ctx, self.chain.view(), req)?;
             // Dev difficulty: a handful of steps per block on average.
             let block = t.mine(0, u64::MAX).ok_or_else(|| NodeError::NotFound("a nonce".into()))?;
             let hash = block.hash();
@@ -768,7 +768,7 @@ impl Node {
     ) -> Result<(Hash256, Hash256), NodeError> {
         let height = self.chain.height() + 1;
         let expires = height.saturating_add(expires_in);
-        let tx = self.wallet.submit_task(self.chain.state_mut(), height, spec, bounty, expires, fee_rate)?;
+        let tx = self.wallet.submit_task(self.chain.view(), height, spec, bounty, expires, fee_rate)?;
         let txid = self.add_and_announce(tx)?;
         // A task's id is the txid of its submission.
         Ok((txid, txid))
@@ -776,7 +776,7 @@ impl Node {
 
     fn reclaim(&mut self, task: Hash256) -> Result<Hash256, NodeError> {
         let height = self.chain.height() + 1;
-        let tx = self.wallet.reclaim(self.chain.state_mut(), height, task)?;
+        let tx = self.wallet.reclaim(self.chain.view(), height, task)?;
         self.add_and_announce(tx)
     }
 
@@ -808,7 +808,7 @@ impl Node {
             .ok_or_else(|| NodeError::NotFound(format!("task {task}")))?
             .best_params
             .clone();
-        let problem = self.chain.state_mut().problem(&task).map_err(|e| NodeError::Invalid(e.to_string()))?;
+        let problem = self.chain.view().problem(&task).map_err(|e| NodeError::Invalid(e.to_string()))?;
         let cols = rows.first().map_or(0, Vec::len);
         if let Some((i, r)) = rows.iter().enumerate().find(|(_, r)| r.len() != cols) {
             return Err(NodeError::Invalid(format!("row {i} has {} values, row 0 has {cols}", r.len())));

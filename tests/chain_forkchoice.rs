@@ -11,7 +11,8 @@ use gradientcoin::chain::block::Block;
 use gradientcoin::chain::forkchoice::BlockIndex;
 use gradientcoin::chain::params::ChainParams;
 use gradientcoin::chain::pipeline::Accepted;
-use gradientcoin::chain::state::State;
+use gradientcoin::chain::problems::ProblemCache;
+use gradientcoin::chain::state::{State, StateView};
 use gradientcoin::hash::Hash256;
 use gradientcoin::miner::{TemplateRequest, template_on};
 use proptest::prelude::*;
@@ -41,7 +42,12 @@ impl Model {
 }
 
 /// Replays the chain ending at `tip` from genesis with a fresh state.
-fn replay(params: &ChainParams, blocks: &HashMap<Hash256, (Block, u64)>, tip: Hash256) -> State {
+fn replay(
+    params: &ChainParams,
+    problems: &ProblemCache,
+    blocks: &HashMap<Hash256, (Block, u64)>,
+    tip: Hash256,
+) -> State {
     let mut path = Vec::new();
     let mut cur = tip;
     while cur != params.genesis_hash() {
@@ -49,10 +55,10 @@ fn replay(params: &ChainParams, blocks: &HashMap<Hash256, (Block, u64)>, tip: Ha
         path.push(cur);
         cur = b.header.prev;
     }
-    let mut state = State::genesis(params).unwrap();
+    let mut state = State::genesis(params, problems).unwrap();
     for h in path.iter().rev() {
         let (b, height) = &blocks[h];
-        state.connect(b, *height, params).expect("replay of an accepted chain connects");
+        state.connect_replaying(b, *height, params, problems).expect("replay of an accepted chain connects");
     }
     state
 }
@@ -66,13 +72,14 @@ fn run_tree(choices: &[u16]) -> usize {
     let mut index = BlockIndex::new(&params.genesis.header);
     let mut blocks: HashMap<Hash256, (Block, u64)> = HashMap::new();
     let mut order = vec![genesis];
+    let problems = ProblemCache::default();
     let mut model = Model::default();
     for (i, c) in choices.iter().enumerate() {
         // Bias to recent blocks so that branches grow and overtake each other.
         let k = order.len();
         let back = (*c as usize) % k.min(6);
         let parent = order[k - 1 - back];
-        let mut state = replay(&params, &blocks, parent);
+        let state = replay(&params, &problems, &blocks, parent);
         let ctx = index.parent_context(&parent).unwrap();
         let req = TemplateRequest {
             payee: addr((i % 7) as u8 + 1),
@@ -81,7 +88,7 @@ fn run_tree(choices: &[u16]) -> usize {
             task: None,
             bounty_claim: Amount::ZERO,
         };
-        let t = template_on(&params, parent, &ctx, &mut state, req).unwrap();
+        let t = template_on(&params, parent, &ctx, StateView { state: &state, problems: &problems }, req).unwrap();
         let b = t.mine(0, 1_000_000).unwrap();
         let h = b.hash();
         index.insert(&b.header).unwrap();
@@ -95,7 +102,7 @@ fn run_tree(choices: &[u16]) -> usize {
             Err(e) => panic!("block {i} rejected: {e}"),
         }
         assert_eq!(tc.cs.tip(), model.best(genesis), "after block {i}: tip differs from the model");
-        let fresh = replay(&params, &blocks, tc.cs.tip());
+        let fresh = replay(&params, &problems, &blocks, tc.cs.tip());
         assert!(tc.cs.state().same_content(&fresh), "after block {i}: state differs from a replay from genesis");
     }
     // Reopening the store gives the same tip and state.
@@ -104,7 +111,7 @@ fn run_tree(choices: &[u16]) -> usize {
     drop(tc.cs);
     let reopened = gradientcoin::store::ChainStore::open(&dir, params.clone()).unwrap();
     assert_eq!(reopened.tip(), tip);
-    assert!(reopened.state().same_content(&replay(&params, &blocks, tip)));
+    assert!(reopened.state().same_content(&replay(&params, &problems, &blocks, tip)));
     reorgs
 }
 

@@ -55,7 +55,7 @@ fn rejects_txs(
 
 fn public_problem(tc: &mut TestChain) -> Arc<dyn Problem> {
     let id = tc.params().public_task_id;
-    tc.cs.state_mut().problem(&id).expect("public task")
+    tc.cs.view().problem(&id).expect("public task")
 }
 
 /// A block with its coinbase replaced by `coinbase`, re-mined with the real step.
@@ -97,7 +97,7 @@ fn submit_task(
 }
 
 fn model_update(tc: &mut TestChain, task_id: Hash256, params: Vec<f64>, reward_to: u8) -> Transaction {
-    let p = tc.cs.state_mut().problem(&task_id).expect("task");
+    let p = tc.cs.view().problem(&task_id).expect("task");
     let claimed = p.certify(&Params(params.clone())).expect("certify");
     Transaction::ModelUpdate { inputs: vec![], outputs: vec![], task_id, params, claimed, reward_to: addr(reward_to) }
 }
@@ -377,7 +377,7 @@ fn task_defects_are_rejected() {
     let submit = submit_task(&tc, 1, coin, value, 5000, h + 6, spec(1e-9));
     let task_id = submit.txid();
     tc.mine(addr(1), vec![submit]);
-    let tp = tc.cs.state_mut().problem(&task_id).unwrap();
+    let tp = tc.cs.view().problem(&task_id).unwrap();
     let (solution, _) = tp.solve(&Default::default(), &mut |_| {}).unwrap();
     let x0 = tp.init();
 
@@ -464,7 +464,7 @@ fn task_defects_are_rejected() {
     let task2 = submit2.txid();
     tc.mine(addr(1), vec![submit2]);
     tc.mine_n(2, addr(1));
-    let tp2 = tc.cs.state_mut().problem(&task2).unwrap();
+    let tp2 = tc.cs.view().problem(&task2).unwrap();
     let mut b = tc.build(addr(1), vec![]);
     b.header.work.task_id = task2;
     b.header.work.cost = tp2.cost();

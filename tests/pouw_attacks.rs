@@ -41,7 +41,7 @@ fn counted<T>(f: impl FnOnce() -> T) -> (T, u64) {
 
 fn public_problem(tc: &mut TestChain) -> Arc<dyn Problem> {
     let id = tc.params().public_task_id;
-    tc.cs.state_mut().problem(&id).expect("public task")
+    tc.cs.view().problem(&id).expect("public task")
 }
 
 /// The flops of one honest step of the dev public task from its best params.
@@ -171,7 +171,7 @@ fn a_task_with_data_at_scale_1e160_is_rejected_at_admission() {
     let tx = submit(&mut tc, inline_spec(64, 4, 1e160));
     let h = tc.cs.height() + 1;
     let params = tc.params().clone();
-    let e = tc.cs.state_mut().check_tx(&tx, h, &params).unwrap_err();
+    let e = tc.cs.view().check_tx(&tx, h, &params).unwrap_err();
     assert!(matches!(e, StateError::Task(TaskError::OutOfRange { what: "data A", .. })), "{e}");
     // In a block it makes the block invalid, and the task never registers.
     let p = public_problem(&mut tc);
@@ -183,7 +183,7 @@ fn a_task_with_data_at_scale_1e160_is_rejected_at_admission() {
     // The same data at an ordinary scale is admitted.
     let ok = submit(&mut tc, inline_spec(64, 4, 1.0));
     let h = tc.cs.height() + 1;
-    assert!(tc.cs.state_mut().check_tx(&ok, h, &params).is_ok());
+    assert!(tc.cs.view().check_tx(&ok, h, &params).is_ok());
 }
 
 #[test]

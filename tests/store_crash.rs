@@ -61,11 +61,12 @@ fn crash_child() {
 
 fn replay_main(cs: &ChainStore) -> State {
     let params = cs.params();
-    let mut st = State::genesis(params).unwrap();
+    let problems = gradientcoin::chain::problems::ProblemCache::default();
+    let mut st = State::genesis(params, &problems).unwrap();
     for h in 1..=cs.height() {
         let hash = cs.hash_at(h).unwrap().expect("main chain is contiguous");
         let b = cs.block(&hash).unwrap().expect("main-chain blocks are stored");
-        st.connect(&b, h, params).expect("main chain replays");
+        st.connect_replaying(&b, h, params, &problems).expect("main chain replays");
     }
     st
 }

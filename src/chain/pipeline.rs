@@ -25,14 +25,17 @@
 use crate::chain::block::{Block, Header};
 use crate::chain::forkchoice::{BlockIndex, BlockStatus, IndexEntry, TipChange};
 use crate::chain::params::{ChainParams, MTP_WINDOW};
-use crate::chain::state::{Delta, State, TaskSpecs, TaskStates, Undo, Utxos};
+use crate::chain::problems::ProblemCache;
+use crate::chain::state::{
+    Delta, State, StateError, StateView, TaskSpecs, TaskStates, Undo, Utxos, VerifiedWork, WorkCheck,
+};
 use crate::chain::target::{U256, chainwork};
 use crate::chain::tx::Transaction;
 use crate::chain::validate::{
     BlockError, ParentContext, check_block_body, check_header_alone, check_header_context, check_pow,
 };
 use crate::hash::Hash256;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 /// What the pipeline needs from persistence. Every write is atomic; a write that returns
@@ -151,6 +154,11 @@ pub struct Chain<S: BlockStore> {
     state: State,
     costs: HashMap<Hash256, u64>,
     tip: Hash256,
+    problems: ProblemCache,
+    verified: HashMap<Hash256, VerifiedWork>,
+    verified_order: VecDeque<Hash256>,
+    /// The tip when the current round of [`Chain::activate`] began.
+    round_from: Option<Hash256>,
 }
 
 type PResult<T, S> = Result<T, ProcessError<<S as BlockStore>::Error>>;
@@ -161,9 +169,10 @@ impl<S: BlockStore> Chain<S> {
     /// not connected before a crash.
     pub fn load(store: S, params: ChainParams) -> PResult<Chain<S>, S> {
         let genesis_hash = params.genesis_hash();
+        let problems = ProblemCache::default();
         match store.genesis().map_err(ProcessError::Store)? {
             None => {
-                let state = State::genesis(&params).map_err(BlockError::from)?;
+                let state = State::genesis(&params, &problems).map_err(BlockError::from)?;
                 let index = BlockIndex::new(&params.genesis.header);
                 let entry = index.get(&genesis_hash).expect("genesis is indexed").clone();
                 let delta = Delta {
@@ -206,10 +215,21 @@ impl<S: BlockStore> Chain<S> {
         if costs.get(&params.public_task_id) != Some(&params.public_task.cost()) {
             return Err(ProcessError::Inconsistent("the cost table has no entry for the public task".into()));
         }
-        let mut chain = Chain { params, store, index, state, costs, tip };
+        let mut chain = Chain {
+            params,
+            store,
+            index,
+            state,
+            costs,
+            tip,
+            problems,
+            verified: HashMap::new(),
+            verified_order: VecDeque::new(),
+            round_from: None,
+        };
         // A block stored but not connected before a crash: try to connect it now. A failure
-        // marks it invalid and keeps the stored tip, so loading still succeeds.
-        if let Err(e) = chain.activate_best() {
+        // marks it invalid and keeps the best remaining tip, so loading still succeeds.
+        if let Err(e) = chain.activate_inline() {
             tracing::warn!("connecting stored blocks at open: {e}");
         }
         Ok(chain)
@@ -245,9 +265,14 @@ impl<S: BlockStore> Chain<S> {
         &self.state
     }
 
-    /// The state at the tip, mutable (for building problems on demand).
-    pub fn state_mut(&mut self) -> &mut State {
-        &mut self.state
+    /// The state at the tip with the built problems of its tasks.
+    pub fn view(&self) -> StateView<'_> {
+        StateView { state: &self.state, problems: &self.problems }
+    }
+
+    /// The built problems of registered tasks.
+    pub fn problems(&self) -> &ProblemCache {
+        &self.problems
     }
 
     /// The store.
@@ -272,15 +297,54 @@ impl<S: BlockStore> Chain<S> {
     }
 
     /// Accepts a block: the checks of the module docs in order, storage, then fork choice
-    /// (connecting, or reorganising to, the chain with the most work). A block that fails
-    /// to connect is marked invalid with its descendants and the previous tip is restored.
+    /// (connecting, or reorganising to, the chain with the most work), replaying steps on
+    /// this thread. A block that fails to connect is marked invalid with its descendants
+    /// and the best remaining chain is restored; the first such failure is the error.
+    ///
+    /// A node keeps replays off its state thread with [`Chain::accept_block`],
+    /// [`Chain::activate`] and [`Chain::record_replay`] instead; this is their composition
+    /// with every replay run inline.
     pub fn process_block(&mut self, block: &Block, now: u64) -> PResult<Accepted, S> {
+        if self.accept_block(block, now)? == Stored::Duplicate {
+            return Ok(Accepted::Duplicate);
+        }
+        self.activate_inline()
+    }
+
+    /// Fork choice with every replay run inline, until done. The first invalid block found
+    /// is the error (after the tip has moved to the best remaining chain).
+    fn activate_inline(&mut self) -> PResult<Accepted, S> {
+        let mut first_failure = None;
+        loop {
+            match self.activate()? {
+                Step::Done(accepted) => return first_failure.map_or(Ok(accepted), |e: BlockError| Err(e.into())),
+                Step::Replay(check) => {
+                    let result = check.replay();
+                    if let Err(e) = self.record_replay(check.block(), result) {
+                        match e {
+                            ProcessError::Block(be) => {
+                                first_failure.get_or_insert(be);
+                            }
+                            other => return Err(other),
+                        }
+                    }
+                }
+                Step::Invalid { error, .. } => {
+                    first_failure.get_or_insert(error);
+                }
+            }
+        }
+    }
+
+    /// Checks 1-6 of the module docs and stores the block (registering its tasks' costs),
+    /// without moving the tip: [`Chain::activate`] does that.
+    pub fn accept_block(&mut self, block: &Block, now: u64) -> PResult<Stored, S> {
         let hash = block.hash();
         if let Some(e) = self.index.get(&hash) {
             if e.status == BlockStatus::Invalid {
                 return Err(BlockError::KnownInvalid(hash).into());
             }
-            return Ok(Accepted::Duplicate);
+            return Ok(Stored::Duplicate);
         }
         let header = &block.header;
         check_header_alone(header, &self.params)?;
@@ -297,7 +361,7 @@ impl<S: BlockStore> Chain<S> {
         let costs = submitted_costs(block);
         self.store.put_block(block, &entry, &costs).map_err(ProcessError::Store)?;
         self.costs.extend(costs);
-        self.activate_best()
+        Ok(Stored::New { can_become_tip: entry.work() > self.tip_entry().work() })
     }
 
     /// Checks a chain of headers offered in sync (DESIGN.md §3.6) without their blocks:
@@ -347,62 +411,175 @@ impl<S: BlockStore> Chain<S> {
         Ok(work)
     }
 
-    /// Moves the tip to the best valid candidate, connecting and disconnecting blocks.
-    fn activate_best(&mut self) -> PResult<Accepted, S> {
-        let old_tip = self.tip;
+    /// One step of fork choice towards the best valid candidate.
+    ///
+    /// Nothing moves until every block on the way has its step replayed: the first that
+    /// has not is returned as [`Step::Replay`] (one replay at a time, so a peer's invalid
+    /// chain costs one replay), to be run anywhere and handed back to
+    /// [`Chain::record_replay`]. A block found invalid on the way (cheap checks, or its
+    /// transactions while connecting) is marked with its descendants and returned as
+    /// [`Step::Invalid`]; call again to go on. [`Step::Done`] reports the tip's change since
+    /// the first call of the round.
+    ///
+    /// # Consensus
+    /// Only blocks on a chain with more work than the tip are replayed (DESIGN.md §3.6).
+    /// When the block's parent is the tip, the cheap checks of its work claim run here
+    /// against the parent's state and its witness certificate joins the replay; deeper in
+    /// a reorganisation the parent's state is not at hand, so those checks (and the
+    /// certificate) run when the block is connected.
+    pub fn activate(&mut self) -> PResult<Step, S> {
+        let from = *self.round_from.get_or_insert(self.tip);
         loop {
             let best = self.index.best();
-            let change = self.index.path(&self.tip, &best).expect("both tips are indexed");
-            let TipChange::Reorg { disconnect, connect } = change else {
-                break;
-            };
             if self.index.get(&best).map(IndexEntry::work) <= self.index.get(&self.tip).map(IndexEntry::work) {
                 break;
+            }
+            let TipChange::Reorg { disconnect, connect } = self.index.path(&self.tip, &best).expect("both are indexed")
+            else {
+                break;
+            };
+            match self.next_replay(&disconnect, &connect)? {
+                NextReplay::None => {}
+                NextReplay::Replay(check) => return Ok(Step::Replay(check)),
+                NextReplay::Invalid(block, error) => {
+                    self.mark_invalid(&block)?;
+                    return Ok(Step::Invalid { block, error });
+                }
             }
             for h in &disconnect {
                 self.disconnect_tip(h)?;
             }
-            let mut failed = None;
             for h in &connect {
-                if let Err(e) = self.connect_block(h) {
-                    failed = Some((*h, e));
-                    break;
+                match self.connect_block(h) {
+                    Ok(()) => {}
+                    Err(ProcessError::Block(error)) => {
+                        self.mark_invalid(h)?;
+                        return Ok(Step::Invalid { block: *h, error });
+                    }
+                    Err(e) => return Err(e),
                 }
             }
-            if let Some((bad, e)) = failed {
-                let marked = self.index.mark_invalid(&bad);
-                let updates: Vec<(Hash256, IndexEntry)> =
-                    marked.iter().filter_map(|h| self.index.get(h).map(|e| (*h, e.clone()))).collect();
-                self.store.put_index_entries(&updates).map_err(ProcessError::Store)?;
-                // Back to the old chain if it still has the most work; the loop re-decides.
-                let ProcessError::Block(be) = e else { return Err(e) };
-                self.activate_best_after_failure()?;
-                return Err(be.into());
-            }
         }
-        if self.tip == old_tip {
-            return Ok(Accepted::SideChain);
+        self.round_from = None;
+        if self.tip == from {
+            return Ok(Step::Done(Accepted::SideChain));
         }
-        let TipChange::Reorg { disconnect, connect } = self.index.path(&old_tip, &self.tip).expect("indexed") else {
-            return Ok(Accepted::SideChain);
+        let TipChange::Reorg { disconnect, connect } = self.index.path(&from, &self.tip).expect("indexed") else {
+            return Ok(Step::Done(Accepted::SideChain));
         };
-        Ok(Accepted::NewTip { disconnected: disconnect, connected: connect })
+        Ok(Step::Done(Accepted::NewTip { disconnected: disconnect, connected: connect }))
     }
 
-    /// After a failed connect: return to the best remaining valid chain.
-    fn activate_best_after_failure(&mut self) -> PResult<(), S> {
-        match self.activate_best() {
-            Ok(_) | Err(ProcessError::Block(_)) => Ok(()),
-            // Another invalid block further along has been marked; the tip is valid.
-            Err(e) => Err(e),
+    /// Records the outcome of a [`WorkCheck::replay`] of block `block`: kept for its
+    /// connection, or (a mismatch, an invalid witness) the block is marked invalid with its
+    /// descendants and the error returned. Call [`Chain::activate`] next.
+    pub fn record_replay(&mut self, block: Hash256, result: Result<VerifiedWork, StateError>) -> PResult<(), S> {
+        match result {
+            Ok(work) => {
+                debug_assert_eq!(work.block(), block);
+                self.remember(work);
+                Ok(())
+            }
+            Err(e) => {
+                self.mark_invalid(&block)?;
+                Err(BlockError::from(e).into())
+            }
         }
+    }
+
+    /// Whether every block of `connect` has its replay, or which one is next (or found
+    /// invalid by its cheap checks).
+    fn next_replay(&self, disconnect: &[Hash256], connect: &[Hash256]) -> PResult<NextReplay, S> {
+        for (i, h) in connect.iter().enumerate() {
+            if self.verified.contains_key(h) {
+                continue;
+            }
+            let block = self
+                .block(h)?
+                .ok_or_else(|| ProcessError::Inconsistent(format!("block {h} is indexed but not stored")))?;
+            let height = self.index.get(h).expect("connect path is indexed").height;
+            if i == 0 && disconnect.is_empty() {
+                return Ok(match self.state.check_work(&block, height, &self.problems) {
+                    Ok(check) => NextReplay::Replay(check),
+                    Err(e) => NextReplay::Invalid(*h, e.into()),
+                });
+            }
+            // Deeper: the task's spec is in our state or submitted earlier on this branch;
+            // if neither, connecting the block fails on its unknown task without a replay.
+            let task = block.header.work.task_id;
+            let spec = match self.state.spec(&task) {
+                Some(s) => Some(s.clone()),
+                None => self.spec_on_branch(&connect[..i], &task)?,
+            };
+            let Some(spec) = spec else { return Ok(NextReplay::None) };
+            let problem = match self.problems.get(&task, &spec) {
+                Ok(p) => p,
+                Err(e) => return Ok(NextReplay::Invalid(*h, BlockError::from(StateError::from(e)))),
+            };
+            return Ok(NextReplay::Replay(WorkCheck::without_state(&block, problem)));
+        }
+        Ok(NextReplay::None)
+    }
+
+    /// The spec of task `task` if one of `blocks` submits it.
+    fn spec_on_branch(&self, blocks: &[Hash256], task: &Hash256) -> PResult<Option<crate::pouw::task::TaskSpec>, S> {
+        for h in blocks {
+            let Some(b) = self.block(h)? else { continue };
+            for tx in &b.txs {
+                if let Transaction::SubmitTask { spec, .. } = tx
+                    && tx.txid() == *task
+                {
+                    return Ok(Some(spec.clone()));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Keeps a replay for the block's connection, and for reconnecting it after a failed
+    /// reorganisation; the oldest beyond [`MAX_VERIFIED`] are dropped (a dropped one costs
+    /// a replay again).
+    fn remember(&mut self, work: VerifiedWork) {
+        let h = work.block();
+        if self.verified.insert(h, work).is_none() {
+            self.verified_order.push_back(h);
+        }
+        while self.verified_order.len() > MAX_VERIFIED {
+            if let Some(old) = self.verified_order.pop_front() {
+                self.verified.remove(&old);
+            }
+        }
+    }
+
+    /// Marks `h` and its descendants invalid, in the index and the store.
+    fn mark_invalid(&mut self, h: &Hash256) -> PResult<(), S> {
+        let marked = self.index.mark_invalid(h);
+        for m in &marked {
+            if self.verified.remove(m).is_some() {
+                self.verified_order.retain(|x| x != m);
+            }
+        }
+        let updates: Vec<(Hash256, IndexEntry)> =
+            marked.iter().filter_map(|h| self.index.get(h).map(|e| (*h, e.clone()))).collect();
+        self.store.put_index_entries(&updates).map_err(ProcessError::Store)
     }
 
     fn connect_block(&mut self, h: &Hash256) -> PResult<(), S> {
         let block =
             self.block(h)?.ok_or_else(|| ProcessError::Inconsistent(format!("block {h} is indexed but not stored")))?;
         let entry = self.index.get(h).expect("connect path is indexed").clone();
-        let (undo, delta) = self.state.connect(&block, entry.height, &self.params).map_err(BlockError::from)?;
+        let work = match self.verified.get(h) {
+            Some(w) => w.clone(),
+            None => {
+                // Only when the task was unknown at planning: the cheap checks fail first.
+                let check = self.state.check_work(&block, entry.height, &self.problems).map_err(BlockError::from)?;
+                let work = check.replay().map_err(BlockError::from)?;
+                self.remember(work.clone());
+                work
+            }
+        };
+        let (undo, delta) =
+            self.state.connect(&block, entry.height, &self.params, &self.problems, &work).map_err(BlockError::from)?;
         let mut valid = entry;
         valid.status = BlockStatus::Valid;
         let txids: Vec<Hash256> = block.txs.iter().map(|t| t.txid()).collect();
@@ -428,6 +605,44 @@ impl<S: BlockStore> Chain<S> {
         self.tip = entry.header.prev;
         Ok(())
     }
+}
+
+/// Replays kept for connecting (and reconnecting) blocks: a few reorganisations' worth.
+pub const MAX_VERIFIED: usize = 1024;
+
+enum NextReplay {
+    None,
+    Replay(WorkCheck),
+    Invalid(Hash256, BlockError),
+}
+
+/// What [`Chain::accept_block`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Already known; nothing changed.
+    Duplicate,
+    /// Checked and stored, not connected yet.
+    New {
+        /// Whether its chain has more work than the tip (else fork choice leaves it be).
+        can_become_tip: bool,
+    },
+}
+
+/// One step of [`Chain::activate`].
+#[derive(Debug)]
+pub enum Step {
+    /// Fork choice is done; the tip's change since the round began.
+    Done(Accepted),
+    /// This block's step must be replayed ([`WorkCheck::replay`], on any thread) and
+    /// the outcome given to [`Chain::record_replay`] before fork choice can go on.
+    Replay(WorkCheck),
+    /// This block was found invalid (marked, with its descendants); fork choice goes on.
+    Invalid {
+        /// The block.
+        block: Hash256,
+        /// Why.
+        error: BlockError,
+    },
 }
 
 /// An in-memory [`BlockStore`] for consensus tests: the same contract as the sled store,

@@ -18,8 +18,9 @@ use crate::chain::address::Address;
 use crate::chain::amount::{Amount, AmountError, subsidy};
 use crate::chain::block::Block;
 use crate::chain::params::ChainParams;
+use crate::chain::problems::ProblemCache;
 use crate::chain::tx::{OutPoint, Transaction, TxOut};
-use crate::compute::problem::{Params, Problem};
+use crate::compute::problem::{Params, Problem, StepOutput};
 use crate::hash::Hash256;
 use crate::pouw::task::{TaskError, TaskSpec};
 use crate::pouw::verify::{self, VerifyError};
@@ -275,15 +276,13 @@ pub type TaskStates = HashMap<Hash256, TaskState>;
 /// The specs of registered tasks, by task id.
 pub type TaskSpecs = HashMap<Hash256, TaskSpec>;
 
-/// The UTXO set and task registry at one tip, plus the built problems of open tasks.
-#[derive(Clone, Default)]
+/// The UTXO set and task registry at one tip. Built problems are derived data and live in
+/// a [`ProblemCache`] beside it, so every check takes `&State`.
+#[derive(Clone, Default, PartialEq)]
 pub struct State {
     utxos: HashMap<OutPoint, UtxoEntry>,
     tasks: HashMap<Hash256, TaskState>,
     specs: HashMap<Hash256, TaskSpec>,
-    /// Built problems (derived data, not consensus state): building one generates or
-    /// copies its data, so it is done once per task.
-    problems: HashMap<Hash256, Arc<dyn Problem>>,
 }
 
 impl std::fmt::Debug for State {
@@ -292,19 +291,144 @@ impl std::fmt::Debug for State {
     }
 }
 
-/// A task's problem, built from its spec.
-fn build_problem(spec: &TaskSpec) -> Result<Arc<dyn Problem>, TaskError> {
-    Ok(Arc::new(spec.build_unchecked()?))
+/// The result of a block's step replay, checked against its claim: what
+/// [`State::connect`] needs to apply the block's work without stepping again.
+///
+/// Made by [`WorkCheck::replay`] only, so holding one means the replay matched the header's
+/// `output_hash`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedWork {
+    block: Hash256,
+    output: StepOutput,
+    witness_certified: bool,
+}
+
+impl VerifiedWork {
+    /// The block whose work this is.
+    pub fn block(&self) -> Hash256 {
+        self.block
+    }
+
+    /// The replayed step's output.
+    pub fn output(&self) -> &StepOutput {
+        &self.output
+    }
+}
+
+/// A block's work claim after the cheap checks against its parent's state
+/// ([`State::check_work`]): everything its replay needs, and nothing borrowed, so the
+/// replay can run on another thread while the state moves on.
+#[derive(Clone)]
+pub struct WorkCheck {
+    block: Hash256,
+    problem: Arc<dyn Problem>,
+    input: Params,
+    seed: [u8; 32],
+    output_hash: Hash256,
+    /// The task's best at the parent when the witness still needs its certificate (it is
+    /// not the stored best).
+    certify_against: Option<f64>,
+}
+
+impl std::fmt::Debug for WorkCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkCheck").field("block", &self.block).field("cost", &self.problem.cost()).finish()
+    }
+}
+
+impl WorkCheck {
+    /// The block.
+    pub fn block(&self) -> Hash256 {
+        self.block
+    }
+
+    /// The replay's price in mWU (the task's registered cost).
+    pub fn cost(&self) -> u64 {
+        self.problem.cost()
+    }
+
+    /// A block's replay planned without its parent's state (deeper in a reorganisation):
+    /// the work claim's cheap checks and the witness certificate are left to
+    /// [`State::connect`]. Any failure of the step itself is the block's on every state.
+    pub fn without_state(block: &Block, problem: Arc<dyn Problem>) -> WorkCheck {
+        WorkCheck {
+            block: block.hash(),
+            problem,
+            input: block.input_params(),
+            seed: block.header.ticket_seed(),
+            output_hash: block.header.work.output_hash,
+            certify_against: None,
+        }
+    }
+
+    /// The expensive part, pure: the witness's certificate when it is not the stored best,
+    /// then one step replay compared with the claimed output hash.
+    ///
+    /// # Consensus
+    /// DESIGN.md §3.3 step 5: the loss certificate before the replay, the replay last.
+    pub fn replay(&self) -> Result<VerifiedWork, StateError> {
+        if let Some(best) = self.certify_against {
+            verify::check_input(self.problem.as_ref(), &self.input, best)?;
+        }
+        let output = verify::replay(self.problem.as_ref(), &self.input, &self.seed, &self.output_hash)?;
+        Ok(VerifiedWork { block: self.block, output, witness_certified: self.certify_against.is_some() })
+    }
+}
+
+/// A state with the problem cache beside it: what the mempool, the wallet and the miner
+/// read (every method takes `&self`).
+#[derive(Clone, Copy, Debug)]
+pub struct StateView<'a> {
+    /// The state.
+    pub state: &'a State,
+    /// Its tasks' built problems.
+    pub problems: &'a ProblemCache,
+}
+
+impl std::ops::Deref for StateView<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        self.state
+    }
+}
+
+impl StateView<'_> {
+    /// The built problem of task `id` (built on first use).
+    pub fn problem(&self, id: &Hash256) -> Result<Arc<dyn Problem>, StateError> {
+        self.state.problem(id, self.problems)
+    }
+
+    /// [`State::check_tx`] with this view's problems.
+    pub fn check_tx(&self, tx: &Transaction, height: u64, params: &ChainParams) -> Result<Amount, StateError> {
+        self.state.check_tx(tx, height, params, self.problems)
+    }
+}
+
+/// What checking one transaction found, for applying it without checking again.
+struct CheckedTx {
+    txid: Hash256,
+    spent: Vec<(OutPoint, UtxoEntry)>,
+    fee: Amount,
+    effect: Effect,
+}
+
+/// A transaction's effect on the task registry, with what its check computed.
+enum Effect {
+    None,
+    Submit { score: f64, init: Params },
+    Update { score: f64 },
+    Reclaim,
 }
 
 impl State {
-    /// The state right after genesis: the public task registered, no outputs.
-    pub fn genesis(params: &ChainParams) -> Result<State, StateError> {
+    /// The state right after genesis: the public task registered, no outputs. Its built
+    /// problem goes into `problems`.
+    pub fn genesis(params: &ChainParams, problems: &ProblemCache) -> Result<State, StateError> {
         let mut s = State::default();
-        let problem = build_problem(&params.public_task).map_err(StateError::Genesis)?;
+        let id = params.public_task_id;
+        let problem = problems.get(&id, &params.public_task).map_err(StateError::Genesis)?;
         let init = problem.init();
         let score = verify::score(problem.as_ref(), &init)?;
-        let id = params.public_task_id;
         s.tasks.insert(
             id,
             TaskState {
@@ -321,7 +445,6 @@ impl State {
             },
         );
         s.specs.insert(id, params.public_task.clone());
-        s.problems.insert(id, problem);
         Ok(s)
     }
 
@@ -331,7 +454,7 @@ impl State {
         tasks: HashMap<Hash256, TaskState>,
         specs: HashMap<Hash256, TaskSpec>,
     ) -> State {
-        State { utxos, tasks, specs, problems: HashMap::new() }
+        State { utxos, tasks, specs }
     }
 
     /// An unspent output.
@@ -364,28 +487,66 @@ impl State {
         &self.specs
     }
 
-    /// The built problem of task `id` (built on first use).
-    pub fn problem(&mut self, id: &Hash256) -> Result<Arc<dyn Problem>, StateError> {
-        if let Some(p) = self.problems.get(id) {
-            return Ok(p.clone());
-        }
+    /// The built problem of registered task `id`, from `problems` (built on first use).
+    pub fn problem(&self, id: &Hash256, problems: &ProblemCache) -> Result<Arc<dyn Problem>, StateError> {
         let spec = self.specs.get(id).ok_or(StateError::UnknownTask(*id))?;
-        let p = build_problem(spec)?;
-        self.problems.insert(*id, p.clone());
-        Ok(p)
+        Ok(problems.get(id, spec)?)
     }
 
     /// The consensus content (UTXOs, tasks, specs), for comparing two states.
     pub fn same_content(&self, other: &State) -> bool {
-        self.utxos == other.utxos && self.tasks == other.tasks && self.specs == other.specs
+        self == other
     }
 
-    /// Connects `block` at `height` (its parent's state is `self`). On error the state is
+    /// The cheap checks of `block`'s work claim against this state (its parent's, the
+    /// block at `height`), in order: the task exists and is open, the claimed cost is the
+    /// task's, the witness has the task's dimension. Returns what the replay needs; the
+    /// witness's certificate is part of the replay unless the witness is the task's
+    /// stored best (whose score is known), which only needs to lie in the box.
+    pub fn check_work(&self, block: &Block, height: u64, problems: &ProblemCache) -> Result<WorkCheck, StateError> {
+        let work = block.header.work;
+        let task = self.open_task(&work.task_id, height)?;
+        let problem = self.problem(&work.task_id, problems)?;
+        if work.cost != problem.cost() {
+            return Err(StateError::WrongCost { claimed: work.cost, actual: problem.cost() });
+        }
+        let input = block.input_params();
+        if input.len() != problem.dim() {
+            return Err(StateError::WrongParamsLen { got: input.len(), expected: problem.dim() });
+        }
+        let stored_best = input.0.len() == task.best_params.len()
+            && input.0.iter().zip(&task.best_params).all(|(a, b)| a.to_bits() == b.to_bits());
+        let certify_against = if stored_best {
+            problem.check_iterate(&input).map_err(VerifyError::from)?;
+            None
+        } else {
+            Some(task.best_score)
+        };
+        Ok(WorkCheck {
+            block: block.hash(),
+            problem,
+            input,
+            seed: block.header.ticket_seed(),
+            output_hash: work.output_hash,
+            certify_against,
+        })
+    }
+
+    /// Connects `block` at `height` (its parent's state is `self`) with its replayed work
+    /// (`work`, from [`WorkCheck::replay`] on this block). On error the state is
     /// unchanged. Returns the undo record and the forward delta.
-    pub fn connect(&mut self, block: &Block, height: u64, params: &ChainParams) -> Result<(Undo, Delta), StateError> {
+    pub fn connect(
+        &mut self,
+        block: &Block,
+        height: u64,
+        params: &ChainParams,
+        problems: &ProblemCache,
+        work: &VerifiedWork,
+    ) -> Result<(Undo, Delta), StateError> {
+        debug_assert_eq!(work.block, block.hash(), "verified work belongs to its block");
         let mut undo = Undo { spent: Vec::new(), created: Vec::new(), tasks: Vec::new() };
         let mut specs = Vec::new();
-        match self.connect_inner(block, height, params, &mut undo, &mut specs) {
+        match self.connect_inner(block, height, params, problems, work, &mut undo, &mut specs) {
             Ok(()) => {
                 let delta = self.delta_of(&undo, specs);
                 Ok((undo, delta))
@@ -395,6 +556,19 @@ impl State {
                 Err(e)
             }
         }
+    }
+
+    /// [`State::connect`] with the block's replay run here: its work claim checked, its
+    /// step replayed, then connected.
+    pub fn connect_replaying(
+        &mut self,
+        block: &Block,
+        height: u64,
+        params: &ChainParams,
+        problems: &ProblemCache,
+    ) -> Result<(Undo, Delta), StateError> {
+        let work = self.check_work(block, height, problems)?.replay()?;
+        self.connect(block, height, params, problems, &work)
     }
 
     fn delta_of(&self, undo: &Undo, specs: Vec<(Hash256, TaskSpec)>) -> Delta {
@@ -430,28 +604,27 @@ impl State {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn connect_inner(
         &mut self,
         block: &Block,
         height: u64,
         params: &ChainParams,
+        problems: &ProblemCache,
+        verified: &VerifiedWork,
         undo: &mut Undo,
         specs: &mut Vec<(Hash256, TaskSpec)>,
     ) -> Result<(), StateError> {
-        // (1) The work claim, cheapest checks first, the replay last.
+        // (1) The work claim: the cheap checks again (the replay may have been checked
+        // against another state's view of this block only if it was this parent's: the
+        // state at a block hash is unique), the witness certificate if the replay did
+        // not include it, then the replayed output.
         let work = block.header.work;
-        let task = self.open_task(&work.task_id, height)?;
-        let best = task.best_score;
-        let problem = self.problem(&work.task_id)?;
-        if work.cost != problem.cost() {
-            return Err(StateError::WrongCost { claimed: work.cost, actual: problem.cost() });
+        let check = self.check_work(block, height, problems)?;
+        if let (Some(best), false) = (check.certify_against, verified.witness_certified) {
+            verify::check_input(check.problem.as_ref(), &check.input, best)?;
         }
-        let input = block.input_params();
-        if input.len() != problem.dim() {
-            return Err(StateError::WrongParamsLen { got: input.len(), expected: problem.dim() });
-        }
-        verify::check_input(problem.as_ref(), &input, best)?;
-        let output = verify::replay(problem.as_ref(), &input, &block.header.ticket_seed(), &work.output_hash)?;
+        let output = &verified.output;
 
         // (2) The block's own output is a model update (any improvement counts). Its
         // objective comes from the replay itself, so it needs no certificate of its own.
@@ -467,7 +640,7 @@ impl State {
                 };
                 self.touch_task(undo, work.task_id);
                 let t = self.tasks.get_mut(&work.task_id).expect("task checked open above");
-                t.best_params = output.params.0;
+                t.best_params = output.params.0.clone();
                 t.best_score = score;
                 t.best_height = height;
                 if solved {
@@ -482,8 +655,10 @@ impl State {
         let mut fees = Amount::ZERO;
         let mut spent_here: HashSet<OutPoint> = HashSet::new();
         for tx in block.txs.iter().skip(1) {
-            let fee = self.apply_tx(tx, height, params, undo, specs, &mut spent_here)?;
-            fees = fees.checked_add(fee)?;
+            let checked = self.check_tx_at(tx, height, params, problems, &spent_here)?;
+            fees = fees.checked_add(checked.fee)?;
+            spent_here.extend(checked.spent.iter().map(|(o, _)| *o));
+            self.apply_checked(tx, checked, height, undo, specs);
         }
 
         // (4) The coinbase.
@@ -511,25 +686,29 @@ impl State {
         Ok(())
     }
 
-    /// Spends the inputs of `tx` (checking ownership and maturity) and returns their total.
-    fn spend_inputs(
-        &mut self,
+    /// The inputs of `tx` (checking ownership and maturity), not yet spent.
+    fn check_inputs(
+        &self,
         tx: &Transaction,
         txid: Hash256,
         height: u64,
         maturity: u64,
-        undo: &mut Undo,
-        spent_here: &mut HashSet<OutPoint>,
-    ) -> Result<Amount, StateError> {
-        let mut total = Amount::ZERO;
+        spent_here: &HashSet<OutPoint>,
+    ) -> Result<Vec<(OutPoint, UtxoEntry)>, StateError> {
+        let mut spent = Vec::with_capacity(tx.inputs().len());
         for (index, input) in tx.inputs().iter().enumerate() {
             let o = input.prevout;
-            let Some(entry) = self.utxos.get(&o).copied() else {
-                return Err(if spent_here.contains(&o) {
-                    StateError::DoubleSpendInBlock { tx: txid, txid: o.txid, vout: o.vout }
-                } else {
-                    StateError::MissingInput { tx: txid, txid: o.txid, vout: o.vout }
-                });
+            // A repeated input within one transaction is rejected context-free
+            // (`Transaction::check`); it is a double spend here too, for safety.
+            let entry = match self.utxos.get(&o) {
+                Some(e) if !spent_here.contains(&o) && !spent.iter().any(|(p, _)| *p == o) => *e,
+                _ => {
+                    return Err(if spent_here.contains(&o) || spent.iter().any(|(p, _)| *p == o) {
+                        StateError::DoubleSpendInBlock { tx: txid, txid: o.txid, vout: o.vout }
+                    } else {
+                        StateError::MissingInput { tx: txid, txid: o.txid, vout: o.vout }
+                    });
+                }
             };
             if Address::from_pubkey(&input.pubkey) != entry.output.address {
                 return Err(StateError::WrongKey { tx: txid, index });
@@ -537,26 +716,24 @@ impl State {
             if entry.maturing && height < entry.height + maturity {
                 return Err(StateError::ImmatureSpend { tx: txid, index, created: entry.height, height, maturity });
             }
-            total = total.checked_add(entry.output.value)?;
-            self.utxos.remove(&o);
-            spent_here.insert(o);
-            undo.spent.push((o, entry));
+            spent.push((o, entry));
         }
-        Ok(total)
+        Ok(spent)
     }
 
-    /// Applies one non-coinbase transaction; returns its fee.
-    fn apply_tx(
-        &mut self,
+    /// Checks one non-coinbase transaction at `height` on this state, with the outputs in
+    /// `spent_here` already spent by earlier transactions of the same block. Cheapest
+    /// first: task-level checks, inputs, amounts, then the expensive ones (a submitted
+    /// task's admission, a model update's certificate).
+    fn check_tx_at(
+        &self,
         tx: &Transaction,
         height: u64,
         params: &ChainParams,
-        undo: &mut Undo,
-        specs: &mut Vec<(Hash256, TaskSpec)>,
-        spent_here: &mut HashSet<OutPoint>,
-    ) -> Result<Amount, StateError> {
+        problems: &ProblemCache,
+        spent_here: &HashSet<OutPoint>,
+    ) -> Result<CheckedTx, StateError> {
         let txid = tx.txid();
-        // Task-level checks before any input is spent (cheaper, and nothing to roll back).
         let mut bounty_out = Amount::ZERO;
         match tx {
             Transaction::SubmitTask { spec, bounty, expires_at_height, .. } => {
@@ -568,9 +745,9 @@ impl State {
             }
             Transaction::ModelUpdate { task_id, params: p, .. } => {
                 self.open_task(task_id, height)?;
-                let problem = self.problem(task_id)?;
-                if p.len() != problem.dim() {
-                    return Err(StateError::WrongParamsLen { got: p.len(), expected: problem.dim() });
+                let dim = self.problem(task_id, problems)?.dim();
+                if p.len() != dim {
+                    return Err(StateError::WrongParamsLen { got: p.len(), expected: dim });
                 }
             }
             Transaction::ReclaimTask { task_id, pubkey, .. } => {
@@ -587,11 +764,60 @@ impl State {
             }
             Transaction::Transfer { .. } | Transaction::Coinbase { .. } => {}
         }
-        let inputs = self.spend_inputs(tx, txid, height, params.coinbase_maturity, undo, spent_here)?;
+        let spent = self.check_inputs(tx, txid, height, params.coinbase_maturity, spent_here)?;
+        let inputs = Amount::checked_sum(spent.iter().map(|(_, e)| e.output.value))?;
         let outputs = Amount::checked_sum(tx.outputs().iter().map(|o| o.value))?;
         let spent_out = outputs.checked_add(bounty_out)?;
         if !matches!(tx, Transaction::ReclaimTask { .. }) && spent_out > inputs {
             return Err(StateError::Overspend { tx: txid, inputs, outputs: spent_out });
+        }
+        let effect = match tx {
+            Transaction::SubmitTask { spec, .. } => {
+                // The task id is the txid, so a problem cached under it is this spec's,
+                // built by an earlier admission (the mempool's, or another chain's).
+                let problem = match problems.cached(&txid) {
+                    Some(p) => p,
+                    None => {
+                        let p: Arc<dyn Problem> = Arc::new(spec.admit(&params.task_limits)?);
+                        problems.insert(txid, p.clone(), spec.data_bytes());
+                        p
+                    }
+                };
+                let init = problem.init();
+                let score = verify::score(problem.as_ref(), &init)?;
+                Effect::Submit { score, init }
+            }
+            Transaction::ModelUpdate { task_id, params: p, claimed, .. } => {
+                let problem = self.problem(task_id, problems)?;
+                let best = self.tasks[task_id].best_score;
+                let cert = verify::check_model_update(
+                    problem.as_ref(),
+                    &Params(p.clone()),
+                    claimed,
+                    best,
+                    params.min_relative_improvement,
+                )?;
+                Effect::Update { score: cert.score }
+            }
+            Transaction::ReclaimTask { .. } => Effect::Reclaim,
+            Transaction::Transfer { .. } | Transaction::Coinbase { .. } => Effect::None,
+        };
+        Ok(CheckedTx { txid, spent, fee: inputs.checked_sub(spent_out).unwrap_or(Amount::ZERO), effect })
+    }
+
+    /// Applies a transaction [`State::check_tx_at`] accepted at this state.
+    fn apply_checked(
+        &mut self,
+        tx: &Transaction,
+        checked: CheckedTx,
+        height: u64,
+        undo: &mut Undo,
+        specs: &mut Vec<(Hash256, TaskSpec)>,
+    ) {
+        let txid = checked.txid;
+        for (o, entry) in checked.spent {
+            self.utxos.remove(&o);
+            undo.spent.push((o, entry));
         }
         for (vout, out) in tx.outputs().iter().enumerate() {
             self.add_output(
@@ -600,11 +826,11 @@ impl State {
                 UtxoEntry { output: *out, height, maturing: false },
             );
         }
-        match tx {
-            Transaction::SubmitTask { inputs: ins, spec, bounty, expires_at_height, .. } => {
-                let problem = Arc::new(spec.admit(&params.task_limits)?);
-                let init = problem.init();
-                let score = verify::score(problem.as_ref(), &init)?;
+        match (tx, checked.effect) {
+            (
+                Transaction::SubmitTask { inputs: ins, spec, bounty, expires_at_height, .. },
+                Effect::Submit { score, init },
+            ) => {
                 self.touch_task(undo, txid);
                 self.tasks.insert(
                     txid,
@@ -622,25 +848,15 @@ impl State {
                     },
                 );
                 self.specs.insert(txid, spec.clone());
-                self.problems.insert(txid, problem);
                 specs.push((txid, spec.clone()));
             }
-            Transaction::ModelUpdate { task_id, params: p, claimed, reward_to, outputs, .. } => {
-                let problem = self.problem(task_id)?;
-                let best = self.tasks[task_id].best_score;
-                let cert = verify::check_model_update(
-                    problem.as_ref(),
-                    &Params(p.clone()),
-                    claimed,
-                    best,
-                    params.min_relative_improvement,
-                )?;
+            (Transaction::ModelUpdate { task_id, params: p, reward_to, outputs, .. }, Effect::Update { score }) => {
                 self.touch_task(undo, *task_id);
-                let t = self.tasks.get_mut(task_id).expect("checked open above");
+                let t = self.tasks.get_mut(task_id).expect("checked open");
                 t.best_params = p.clone();
-                t.best_score = cert.score;
+                t.best_score = score;
                 t.best_height = height;
-                if cert.score <= t.target_score && t.bounty > Amount::ZERO {
+                if score <= t.target_score && t.bounty > Amount::ZERO {
                     let payout = t.bounty;
                     t.bounty = Amount::ZERO;
                     t.status = TaskStatus::Solved { height, by: *reward_to };
@@ -649,11 +865,11 @@ impl State {
                     self.add_output(undo, o, UtxoEntry { output: out, height, maturing: true });
                 }
             }
-            Transaction::ReclaimTask { task_id, .. } => {
+            (Transaction::ReclaimTask { task_id, .. }, Effect::Reclaim) => {
                 self.touch_task(undo, *task_id);
-                let t = self.tasks.get_mut(task_id).expect("checked above");
+                let t = self.tasks.get_mut(task_id).expect("checked");
                 let payout = t.bounty;
-                let creator = t.creator.expect("checked above");
+                let creator = t.creator.expect("checked");
                 t.bounty = Amount::ZERO;
                 t.status = TaskStatus::Reclaimed { height };
                 let o = OutPoint { txid, vout: 0 };
@@ -663,9 +879,8 @@ impl State {
                     UtxoEntry { output: TxOut { value: payout, address: creator }, height, maturing: false },
                 );
             }
-            Transaction::Transfer { .. } | Transaction::Coinbase { .. } => {}
+            _ => {}
         }
-        Ok(inputs.checked_sub(spent_out).unwrap_or(Amount::ZERO))
     }
 
     /// The fee `tx` pays at this state from UTXO lookups alone (inputs − outputs − bounty;
@@ -687,19 +902,20 @@ impl State {
     }
 
     /// Checks `tx` (not a coinbase) as if it were the next transaction of a block at
-    /// `height` on this state, and returns its fee; the state is left unchanged. Context-free
-    /// checks and signatures are the caller's (`Transaction::check`,
-    /// `Transaction::verify_signatures`). Used by the mempool and the wallet.
-    pub fn check_tx(&mut self, tx: &Transaction, height: u64, params: &ChainParams) -> Result<Amount, StateError> {
+    /// `height` on this state, and returns its fee. Context-free checks and signatures are
+    /// the caller's (`Transaction::check`, `Transaction::verify_signatures`). Used by the
+    /// mempool and the wallet.
+    pub fn check_tx(
+        &self,
+        tx: &Transaction,
+        height: u64,
+        params: &ChainParams,
+        problems: &ProblemCache,
+    ) -> Result<Amount, StateError> {
         if tx.is_coinbase() {
             return Err(StateError::LooseCoinbase);
         }
-        let mut undo = Undo { spent: Vec::new(), created: Vec::new(), tasks: Vec::new() };
-        let mut specs = Vec::new();
-        let mut spent_here = HashSet::new();
-        let result = self.apply_tx(tx, height, params, &mut undo, &mut specs, &mut spent_here);
-        self.disconnect(&undo);
-        result
+        Ok(self.check_tx_at(tx, height, params, problems, &HashSet::new())?.fee)
     }
 
     /// Reverts a connect exactly (outputs created removed, spent restored, tasks restored).
@@ -718,7 +934,6 @@ impl State {
                 None => {
                     self.tasks.remove(id);
                     self.specs.remove(id);
-                    self.problems.remove(id);
                 }
             }
         }

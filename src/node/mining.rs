@@ -15,7 +15,7 @@ use crate::chain::address::Address;
 use crate::chain::amount::Amount;
 use crate::chain::block::Block;
 use crate::chain::pipeline::Accepted;
-use crate::chain::state::State;
+use crate::chain::state::StateView;
 use crate::chain::tx::Transaction;
 use crate::compute::problem::Params;
 use crate::hash::Hash256;
@@ -87,7 +87,7 @@ fn update_task(tx: &Transaction) -> Option<Hash256> {
 
 /// The open task with the best bounty per work unit of a step, not in `exclude`; the
 /// public task when no task has a bounty.
-pub fn choose_task(state: &mut State, public: Hash256, height: u64, exclude: &HashSet<Hash256>) -> Option<Hash256> {
+pub fn choose_task(state: StateView<'_>, public: Hash256, height: u64, exclude: &HashSet<Hash256>) -> Option<Hash256> {
     let mut open: Vec<(Hash256, Amount)> = state
         .tasks()
         .iter()
@@ -193,7 +193,7 @@ impl Node {
         let payee = m.payout;
         let held = std::mem::take(&mut m.held);
         // Held updates still valid here (one mined, or beaten by another block, is gone).
-        let state = self.chain.state_mut();
+        let state = self.chain.view();
         let held: Vec<Transaction> =
             held.into_iter().filter(|tx| state.check_tx(tx, height, &params).is_ok()).collect();
         let held_tasks: HashSet<Hash256> = held.iter().filter_map(update_task).collect();
@@ -210,7 +210,7 @@ impl Node {
         let tip = self.chain.tip();
         let ctx = self.chain.index().parent_context(&tip).expect("the tip is indexed");
         let req = TemplateRequest { payee, time, txs, task: Some(task), bounty_claim: Amount::ZERO };
-        let template = miner::template_on(&params, tip, &ctx, self.chain.state_mut(), req);
+        let template = miner::template_on(&params, tip, &ctx, self.chain.view(), req);
         let m = self.mining.as_mut().expect("checked above");
         m.held = held;
         let template = template?;
@@ -277,12 +277,12 @@ impl Node {
             return None;
         }
         let target = t.target_score;
-        let problem = self.chain.state_mut().problem(&task_id).ok()?;
+        let problem = self.chain.view().problem(&task_id).ok()?;
         let cert = problem.certify(output).ok()?;
         if cert.score > target {
             return None;
         }
-        let state = self.chain.state_mut();
+        let state = self.chain.view();
         match self.wallet.model_update(state, height, task_id, output.clone(), cert, payout, 0) {
             Ok(tx) => Some(tx),
             Err(e) => {

@@ -8,7 +8,7 @@ use super::coins;
 use super::{Wallet, WalletError};
 use crate::chain::address::Address;
 use crate::chain::amount::Amount;
-use crate::chain::state::State;
+use crate::chain::state::{State, StateView};
 use crate::chain::tx::{Sig64, Transaction, TxIn, TxOut};
 use crate::compute::problem::{Certificate, Params};
 use crate::hash::Hash256;
@@ -24,7 +24,7 @@ impl Wallet {
     /// to [`Wallet::change_address`].
     pub fn transfer(
         &self,
-        state: &mut State,
+        state: StateView<'_>,
         height: u64,
         to: Address,
         amount: Amount,
@@ -37,7 +37,7 @@ impl Wallet {
             inputs,
             outputs: std::iter::once(TxOut { value: amount, address: to }).chain(change).collect(),
         };
-        let tx = self.fund(state, height, amount, fee_rate, &shape)?;
+        let tx = self.fund(state.state, height, amount, fee_rate, &shape)?;
         self.checked(tx, state, height)
     }
 
@@ -45,7 +45,7 @@ impl Wallet {
     /// input's key becomes the task's creator (who may reclaim it after expiry).
     pub fn submit_task(
         &self,
-        state: &mut State,
+        state: StateView<'_>,
         height: u64,
         spec: TaskSpec,
         bounty: Amount,
@@ -62,7 +62,7 @@ impl Wallet {
             bounty,
             expires_at_height,
         };
-        let tx = self.fund(state, height, bounty, fee_rate, &shape)?;
+        let tx = self.fund(state.state, height, bounty, fee_rate, &shape)?;
         self.checked(tx, state, height)
     }
 
@@ -72,7 +72,7 @@ impl Wallet {
     #[allow(clippy::too_many_arguments)] // one per field of the transaction, plus state and fee
     pub fn model_update(
         &self,
-        state: &mut State,
+        state: StateView<'_>,
         height: u64,
         task_id: Hash256,
         params: Params,
@@ -91,14 +91,14 @@ impl Wallet {
         let tx = if fee_rate == 0 {
             shape(Vec::new(), None)
         } else {
-            self.fund(state, height, Amount::ZERO, fee_rate, &shape)?
+            self.fund(state.state, height, Amount::ZERO, fee_rate, &shape)?
         };
         self.checked(tx, state, height)
     }
 
     /// A signed reclaim of an expired, unsolved task, by the creator's key. Pays no fee
     /// (it has no inputs; pools exempt it).
-    pub fn reclaim(&self, state: &mut State, height: u64, task_id: Hash256) -> Result<Transaction, WalletError> {
+    pub fn reclaim(&self, state: StateView<'_>, height: u64, task_id: Hash256) -> Result<Transaction, WalletError> {
         let task = state.task(&task_id).ok_or(WalletError::UnknownTask(task_id))?;
         let creator = task.creator.ok_or(WalletError::NotCreator(task_id))?;
         let key = self.key_for(&creator).ok_or(WalletError::NotCreator(task_id))?;
@@ -166,7 +166,7 @@ impl Wallet {
     }
 
     /// Returns `tx` only if the chain would accept it in a block at `height` on `state`.
-    fn checked(&self, tx: Transaction, state: &mut State, height: u64) -> Result<Transaction, WalletError> {
+    fn checked(&self, tx: Transaction, state: StateView<'_>, height: u64) -> Result<Transaction, WalletError> {
         tx.check(&self.params.tx_limits)?;
         tx.verify_signatures(&self.params.chain_id)?;
         state.check_tx(&tx, height, &self.params)?;

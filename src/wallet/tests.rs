@@ -28,7 +28,7 @@ fn assert_valid(tc: &mut TestChain, tx: &Transaction) -> Amount {
     tx.check(&p.tx_limits).expect("context-free checks");
     tx.verify_signatures(&p.chain_id).expect("signatures");
     let h = tc.next_height();
-    tc.cs.state_mut().check_tx(tx, h, &p).expect("valid against the state")
+    tc.cs.view().check_tx(tx, h, &p).expect("valid against the state")
 }
 
 fn input_total(tc: &TestChain, tx: &Transaction) -> Amount {
@@ -124,7 +124,7 @@ fn transfer_is_valid_and_change_balances_exactly() {
     let h = tc.next_height();
     let rate = 10;
     let amount = Amount::from_units(70 * crate::chain::amount::COIN);
-    let tx = w.transfer(tc.cs.state_mut(), h, addr(2), amount, rate).expect("builds");
+    let tx = w.transfer(tc.cs.view(), h, addr(2), amount, rate).expect("builds");
     let fee = assert_valid(&mut tc, &tx);
     assert_eq!(tx.inputs().len(), 2, "largest first: two 50 GRAD coins cover 70");
     let (ins, outs) = (input_total(&tc, &tx), output_total(&tx));
@@ -136,14 +136,14 @@ fn transfer_is_valid_and_change_balances_exactly() {
     // A pool at that fee rate relays it, and a block can carry it.
     let p = tc.params();
     let mut mp = Mempool::new(MempoolConfig { max_bytes: 1 << 20, min_fee_rate: rate });
-    mp.add(tx.clone(), tc.cs.state_mut(), h, &p).expect("relayed");
+    mp.add(tx.clone(), tc.cs.view(), h, &p).expect("relayed");
     // With the pool's spends reserved, a second payment before the block uses the third
     // coin instead of conflicting.
     let mut w = w;
     w.set_reserved(tx.inputs().iter().map(|i| i.prevout).filter(|o| mp.spender(o).is_some()));
-    let second = w.transfer(tc.cs.state_mut(), h, addr(3), Amount::from_units(1_000_000), rate).expect("builds");
+    let second = w.transfer(tc.cs.view(), h, addr(3), Amount::from_units(1_000_000), rate).expect("builds");
     assert!(second.inputs().iter().all(|i| mp.spender(&i.prevout).is_none()));
-    mp.add(second.clone(), tc.cs.state_mut(), h, &p).expect("no conflict");
+    mp.add(second.clone(), tc.cs.view(), h, &p).expect("no conflict");
     w.set_reserved([]);
     let b = tc.mine(addr(9), mp.select(1 << 20, &tc.params().task_limits));
     assert_eq!(mp.remove_for_block(&b).len(), 2);
@@ -159,17 +159,17 @@ fn dust_change_goes_to_the_fee_and_shortfalls_are_reported() {
     // Leave 500 units over a plausible fee: no change output, the 500 go to the fee.
     w.set_min_fee(Amount::from_units(2_000));
     let amount = Amount::from_units(bal.spendable.units() - 2_500);
-    let tx = w.transfer(tc.cs.state_mut(), h, addr(2), amount, 1).expect("builds");
+    let tx = w.transfer(tc.cs.view(), h, addr(2), amount, 1).expect("builds");
     let fee = assert_valid(&mut tc, &tx);
     assert_eq!(tx.outputs().len(), 1, "dust change is not an output");
     assert_eq!(fee, Amount::from_units(2_500));
 
-    let e = w.transfer(tc.cs.state_mut(), h, addr(2), bal.spendable, 1).expect_err("fee not covered");
+    let e = w.transfer(tc.cs.view(), h, addr(2), bal.spendable, 1).expect_err("fee not covered");
     assert!(
         matches!(e, WalletError::InsufficientFunds { needed, available, .. } if available == bal.spendable && needed > available),
         "{e}"
     );
-    assert!(matches!(w.transfer(tc.cs.state_mut(), h, addr(2), Amount::ZERO, 1), Err(WalletError::ZeroAmount)));
+    assert!(matches!(w.transfer(tc.cs.view(), h, addr(2), Amount::ZERO, 1), Err(WalletError::ZeroAmount)));
 }
 
 #[test]
@@ -183,7 +183,7 @@ fn immature_coins_are_not_spent() {
     let h = tc.next_height();
     let bal = w.balance(tc.cs.state(), h);
     assert_eq!((bal.spendable, bal.immature), (Amount::ZERO, Amount::from_units(50 * crate::chain::amount::COIN)));
-    let e = w.transfer(tc.cs.state_mut(), h, addr(2), Amount::from_units(1_000_000), 1).expect_err("immature only");
+    let e = w.transfer(tc.cs.view(), h, addr(2), Amount::from_units(1_000_000), 1).expect_err("immature only");
     assert!(
         matches!(e, WalletError::InsufficientFunds { available: Amount::ZERO, immature, .. } if immature == bal.immature),
         "{e}"
@@ -193,12 +193,12 @@ fn immature_coins_are_not_spent() {
     tc.mine_n(6, addr(9));
     let fresh = tc.mine(me, vec![]);
     let h = tc.next_height();
-    let tx = w.transfer(tc.cs.state_mut(), h, addr(2), Amount::from_units(1_000_000), 1).expect("one mature coin");
+    let tx = w.transfer(tc.cs.view(), h, addr(2), Amount::from_units(1_000_000), 1).expect("one mature coin");
     assert_valid(&mut tc, &tx);
     assert_eq!(tx.inputs().len(), 1);
     assert_ne!(tx.inputs()[0].prevout, OutPoint { txid: fresh.txs[0].txid(), vout: 0 });
     let e = w
-        .transfer(tc.cs.state_mut(), h, addr(2), Amount::from_units(60 * crate::chain::amount::COIN), 1)
+        .transfer(tc.cs.view(), h, addr(2), Amount::from_units(60 * crate::chain::amount::COIN), 1)
         .expect_err("the fresh coin is immature");
     assert!(matches!(e, WalletError::InsufficientFunds { .. }), "{e}");
 }
@@ -208,7 +208,7 @@ fn task_builders_submit_update_and_reclaim_are_valid() {
     let (mut tc, _d, w, me) = funded(1);
     let h = tc.next_height();
     let bounty = Amount::from_units(5 * crate::chain::amount::COIN);
-    let submit = w.submit_task(tc.cs.state_mut(), h, spec(1e-30), bounty, h + 4, 5).expect("builds");
+    let submit = w.submit_task(tc.cs.view(), h, spec(1e-30), bounty, h + 4, 5).expect("builds");
     let fee = assert_valid(&mut tc, &submit);
     let ins = input_total(&tc, &submit);
     assert_eq!(
@@ -222,40 +222,40 @@ fn task_builders_submit_update_and_reclaim_are_valid() {
     assert_eq!(tc.cs.state().task(&task).and_then(|t| t.creator), Some(me), "the first input's key is the creator");
 
     // Model updates: fee-less (no inputs) and paying a fee from the wallet.
-    let p = tc.cs.state_mut().problem(&task).expect("task");
+    let p = tc.cs.view().problem(&task).expect("task");
     let (x, _) = p.solve(&SolveOpts { max_iter: 2, ..Default::default() }, &mut |_| {}).expect("solve");
     let cert = p.certify(&x).expect("certify");
     let h = tc.next_height();
-    let free = w.model_update(tc.cs.state_mut(), h, task, x.clone(), cert.clone(), addr(3), 0).expect("builds");
+    let free = w.model_update(tc.cs.view(), h, task, x.clone(), cert.clone(), addr(3), 0).expect("builds");
     assert!(free.inputs().is_empty() && free.outputs().is_empty());
     assert_eq!(assert_valid(&mut tc, &free), Amount::ZERO);
-    let paid = w.model_update(tc.cs.state_mut(), h, task, x.clone(), cert.clone(), addr(3), 2).expect("builds");
+    let paid = w.model_update(tc.cs.view(), h, task, x.clone(), cert.clone(), addr(3), 2).expect("builds");
     let fee = assert_valid(&mut tc, &paid);
     assert_eq!(input_total(&tc, &paid), output_total(&paid).checked_add(fee).expect("sum"));
     assert!(fee >= Amount::from_units(2 * paid.size() as u64));
     // An update that does not improve the best is refused by the wallet itself.
     let init = p.init();
     let e = w
-        .model_update(tc.cs.state_mut(), h, task, init.clone(), p.certify(&init).expect("certify"), addr(3), 0)
+        .model_update(tc.cs.view(), h, task, init.clone(), p.certify(&init).expect("certify"), addr(3), 0)
         .expect_err("not improving");
     assert!(matches!(e, WalletError::Rejected(_)), "{e}");
 
     // Reclaim: refused before expiry, valid after, only with the creator's key.
-    assert!(matches!(w.reclaim(tc.cs.state_mut(), h, task), Err(WalletError::Rejected(_))));
+    assert!(matches!(w.reclaim(tc.cs.view(), h, task), Err(WalletError::Rejected(_))));
     tc.mine_n(4, addr(9));
     let h = tc.next_height();
-    let reclaim = w.reclaim(tc.cs.state_mut(), h, task).expect("builds");
+    let reclaim = w.reclaim(tc.cs.view(), h, task).expect("builds");
     assert_eq!(assert_valid(&mut tc, &reclaim), Amount::ZERO);
     let other_dir = tempfile::tempdir().expect("temp dir");
     let mut other = dev_wallet(other_dir.path());
     other.new_key("x").expect("key");
-    assert!(matches!(other.reclaim(tc.cs.state_mut(), h, task), Err(WalletError::NotCreator(t)) if t == task));
+    assert!(matches!(other.reclaim(tc.cs.view(), h, task), Err(WalletError::NotCreator(t)) if t == task));
     let public = tc.params().public_task_id;
     assert!(
-        matches!(w.reclaim(tc.cs.state_mut(), h, public), Err(WalletError::NotCreator(_))),
+        matches!(w.reclaim(tc.cs.view(), h, public), Err(WalletError::NotCreator(_))),
         "the public task has no creator"
     );
-    assert!(matches!(w.reclaim(tc.cs.state_mut(), h, Hash256([3; 32])), Err(WalletError::UnknownTask(_))));
+    assert!(matches!(w.reclaim(tc.cs.view(), h, Hash256([3; 32])), Err(WalletError::UnknownTask(_))));
     let b = tc.mine(addr(9), vec![reclaim]);
     let back = tc.cs.state().utxo(&OutPoint { txid: b.txs[1].txid(), vout: 0 }).expect("bounty back");
     assert_eq!((back.output.address, back.output.value), (me, bounty));
