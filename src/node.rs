@@ -30,6 +30,7 @@ use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 
+mod blocks;
 mod mining;
 pub mod p2p;
 
@@ -142,6 +143,7 @@ enum Request {
     MiningStop(Reply<MiningInfo>),
     MiningInfo(Reply<MiningInfo>),
     Mined { generation: u64, block: Block, output: Params },
+    Replayed { block: Hash256, result: blocks::ReplayOutcome },
     Tx(Hash256, Reply<TxInfo>),
     MerkleProof(Hash256, Reply<MerkleProof>),
     SubmitTask { spec: Box<TaskSpec>, bounty: Amount, expires_in: u64, fee_rate: u64, reply: Reply<(Hash256, Hash256)> },
@@ -451,6 +453,8 @@ struct Node {
     mock_time: Option<u64>,
     announce: tokio::sync::broadcast::Sender<Announce>,
     mining: Option<mining::Mining>,
+    /// Blocks being checked, and the replay thread.
+    intake: blocks::Intake,
     /// Our own request queue, weakly (miner threads report finds here; a strong sender
     /// would keep the node alive after every handle is gone).
     weak_self: mpsc::WeakSender<Request>,
@@ -465,6 +469,8 @@ pub fn spawn(opts: NodeOptions) -> Result<(Handle, std::thread::JoinHandle<()>),
     let wallet = Wallet::open_or_create(&opts.datadir, opts.params.network)?;
     let (announce, _) = tokio::sync::broadcast::channel(ANNOUNCE_BUFFER);
     let (tx, mut rx) = mpsc::channel(QUEUE);
+    let intake = blocks::Intake::start(tx.downgrade())
+        .map_err(|e| StoreError::Inconsistent(format!("cannot start the replay thread: {e}")))?;
     let mut node = Node {
         chain,
         mempool: Mempool::new(opts.mempool),
@@ -472,6 +478,7 @@ pub fn spawn(opts: NodeOptions) -> Result<(Handle, std::thread::JoinHandle<()>),
         mock_time: None,
         announce: announce.clone(),
         mining: None,
+        intake,
         weak_self: tx.downgrade(),
     };
     let thread = std::thread::Builder::new()
@@ -509,7 +516,7 @@ impl Node {
             Request::Tip(r) => drop(r.send(Ok(self.tip()))),
             Request::Block(id, r) => drop(r.send(self.block(id))),
             Request::BlockInfo(id, r) => drop(r.send(self.block_info(id))),
-            Request::SubmitBlock(b, r) => drop(r.send(self.accept_block(&b))),
+            Request::SubmitBlock(b, r) => self.offer_block(b, blocks::Waiter::Reply(r)),
             Request::AddTx(tx, r) => drop(r.send(self.add_tx(tx))),
             Request::SendTx(tx, r) => drop(r.send(self.add_and_announce(tx))),
             Request::NewAddress(label, r) => drop(r.send(self.wallet.new_key(&label).map_err(NodeError::from))),
@@ -543,6 +550,7 @@ impl Node {
             Request::MiningStop(r) => drop(r.send(Ok(self.stop_mining()))),
             Request::MiningInfo(r) => drop(r.send(Ok(self.mining_info()))),
             Request::Mined { generation, block, output } => self.on_mined(generation, block, output),
+            Request::Replayed { block, result } => self.on_replayed(block, result),
             Request::Tx(txid, r) => drop(r.send(self.find_tx(txid))),
             Request::MerkleProof(txid, r) => drop(r.send(self.merkle_proof(txid))),
             Request::SubmitTask { spec, bounty, expires_in, fee_rate, reply } => {
@@ -623,20 +631,26 @@ impl Node {
         Ok(BlockInfo { block, height, confirmations })
     }
 
-    /// Accepts a block and brings the mempool and wallet up to the new tip.
-    fn accept_block(&mut self, block: &Block) -> Result<Accepted, NodeError> {
+    /// Accepts a block replaying on this thread (dev `generate` only: blocks from peers
+    /// and the miner go through [`Node::offer_block`]) and brings the mempool and wallet up
+    /// to the new tip.
+    fn accept_block_here(&mut self, block: &Block) -> Result<Accepted, NodeError> {
         let now = self.now();
         let accepted = self.chain.process_block(block, now)?;
         if let Accepted::NewTip { disconnected, connected } = &accepted {
             self.after_tip_change(disconnected, connected)?;
-            let e = self.chain.tip_entry();
-            let (height, task) = (e.height, e.header.work.task_id);
-            let score = self.chain.state().task(&task).map_or(f64::NAN, |t| t.best_score);
-            let steps_per_sec = self.steps_per_sec();
-            tracing::info!(height, hash = %self.chain.tip(), task = %task, score, steps_per_sec, "connected block");
+            self.log_tip();
             self.refresh_mining();
         }
         Ok(accepted)
+    }
+
+    fn log_tip(&mut self) {
+        let e = self.chain.tip_entry();
+        let (height, task) = (e.height, e.header.work.task_id);
+        let score = self.chain.state().task(&task).map_or(f64::NAN, |t| t.best_score);
+        let steps_per_sec = self.steps_per_sec();
+        tracing::info!(height, hash = %self.chain.tip(), task = %task, score, steps_per_sec, "connected block");
     }
 
     fn after_tip_change(&mut self, disconnected: &[Hash256], connected: &[Hash256]) -> Result<(), NodeError> {
@@ -723,7 +737,7 @@ impl Node {
             // The mock clock may lag the block time: accept at the later of the two.
             let saved = self.mock_time;
             self.mock_time = Some(self.now().max(block.header.time));
-            let r = self.accept_block(&block);
+            let r = self.accept_block_here(&block);
             self.mock_time = saved;
             r?;
             let _ = self.announce.send(Announce::Block(block));

@@ -15,7 +15,7 @@ use gradientcoin::chain::Network;
 use gradientcoin::chain::amount::{Amount, subsidy};
 use gradientcoin::chain::block::{Block, Header};
 use gradientcoin::chain::params::ChainParams;
-use gradientcoin::chain::pipeline::{Accepted, MemChain};
+use gradientcoin::chain::pipeline::{Accepted, MemChain, Step, Stored};
 use gradientcoin::chain::state::StateError;
 use gradientcoin::chain::tx::{Sig64, Transaction, TxIn, TxOut};
 use gradientcoin::chain::validate::{BlockError, check_header_alone};
@@ -464,4 +464,147 @@ async fn a_fake_cost_block_is_neither_stored_nor_relayed() {
     drop(bad_net);
     relay.stop().await;
     observer.stop().await;
+}
+
+#[test]
+fn fork_choice_moves_nothing_until_the_replay_comes_back_from_another_thread() {
+    let mut tc = TestChain::new();
+    tc.mine_n(3, addr(1));
+    let (tip, tasks) = (tc.cs.tip(), tc.cs.state().tasks().clone());
+    let b = tc.build(addr(2), vec![]);
+    let now = tc.now();
+    assert_eq!(tc.cs.accept_block(&b, now).unwrap(), Stored::New { can_become_tip: true });
+    let (step, flops) = counted(|| tc.cs.activate().unwrap());
+    let Step::Replay(check) = step else { panic!("expected a replay request, got {step:?}") };
+    assert_eq!(check.block(), b.hash());
+    assert_eq!(flops, 0, "no step runs on the pipeline's thread");
+    assert_eq!((tc.cs.tip(), tc.cs.state().tasks()), (tip, &tasks), "nothing moves before the replay");
+    // Asked again before the replay is back: the same request, still nothing moved.
+    let Step::Replay(again) = tc.cs.activate().unwrap() else { panic!("expected the same replay request") };
+    assert_eq!(again.block(), b.hash());
+    let (result, replay_flops) = std::thread::spawn(move || counted(|| check.replay())).join().unwrap();
+    let step_flops = one_step_flops(&mut tc);
+    assert!(replay_flops >= step_flops, "the replay thread did the step: {replay_flops} < {step_flops}");
+    let (done, flops) = counted(|| {
+        tc.cs.record_replay(b.hash(), result).unwrap();
+        tc.cs.activate().unwrap()
+    });
+    assert!(
+        matches!(&done, Step::Done(Accepted::NewTip { disconnected, connected }) if disconnected.is_empty() && connected == &vec![b.hash()]),
+        "{done:?}"
+    );
+    assert!(flops < step_flops / 2, "connecting reuses the replay: {flops} flops, a step is {step_flops}");
+    assert_eq!(tc.cs.tip(), b.hash());
+}
+
+#[test]
+fn a_heavier_branch_with_a_made_up_output_at_its_root_costs_one_replay_and_keeps_the_tip() {
+    let mut victim = TestChain::new();
+    victim.mine_n(3, addr(7));
+    let tip = victim.cs.tip();
+    // The attacker's own chain from genesis, one block longer, its first block's output
+    // made up and the rest relinked onto it (so none of them carries a real step).
+    let mut attacker = MemChain::in_memory(ChainParams::dev()).unwrap();
+    let mut branch = mine_mem(&mut attacker, 5);
+    branch[0].header.work.output_hash = Hash256([0xee; 32]);
+    for i in 0..branch.len() {
+        if i > 0 {
+            branch[i].header.prev = branch[i - 1].hash();
+        }
+        grind(&mut branch[i].header);
+    }
+    let step = one_step_flops(&mut victim);
+    let (results, flops) = counted(|| branch.iter().map(|b| victim.process(b)).collect::<Vec<_>>());
+    for (i, r) in results[..3].iter().enumerate() {
+        assert!(matches!(r, Ok(Accepted::SideChain)), "block {i}: no more work than the tip, stored only: {r:?}");
+    }
+    assert!(
+        matches!(
+            &results[3],
+            Err(ProcessError::Block(BlockError::State(StateError::Work(VerifyError::OutputMismatch { .. }))))
+        ),
+        "the fourth makes the branch heavier: its root is replayed and fails: {:?}",
+        results[3]
+    );
+    assert!(
+        matches!(&results[4], Err(ProcessError::Block(BlockError::InvalidParent(_)))),
+        "the fifth builds on a block now known invalid: {:?}",
+        results[4]
+    );
+    assert!((step..2 * step).contains(&flops), "one replay for the whole branch: {flops} flops, a step is {step}");
+    assert_eq!(victim.cs.tip(), tip, "our chain is kept");
+}
+
+/// A softmax task on synthetic data whose step costs about `cost` mWU or less.
+fn heavy_spec() -> TaskSpec {
+    TaskSpec {
+        kind: TaskKind::Softmax,
+        data: TaskData::Synthetic { n: 8192, d: 48, seed: 5, scale: 0.5 },
+        reg_lambda: 1e-6,
+        copyright: None,
+        target_score: 1e-12,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_answers_requests_while_a_fake_blocks_step_is_replayed() {
+    use futures::FutureExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (node, thread) = spawn_node(dir.path());
+    node.generate(11, None).await.unwrap();
+    let spec = heavy_spec();
+    let cost = spec.cost();
+    assert!(cost > ChainParams::dev().task_limits.max_step_cost / 4, "a heavy step: {cost} mWU");
+    let (_, task) = node.submit_task(spec, Amount::from_units(10_000), 100, 2).await.unwrap();
+    node.generate(1, None).await.unwrap();
+    assert_eq!(node.task(task).await.unwrap().best_height, 12, "the task is registered");
+    // A block on the heavy task claiming an output it never computed, built on a mirror
+    // of the node's chain.
+    let tip = node.tip().await.unwrap();
+    let mut mirror = MemChain::in_memory(ChainParams::dev()).unwrap();
+    let far = ChainParams::dev().genesis.header.time + 10_000_000;
+    for h in 1..=tip.height {
+        mirror.process_block(&node.block(BlockId::Height(h)).await.unwrap(), far).unwrap();
+    }
+    let t = miner::template(&mut mirror, addr(3), tip.time + 1, vec![], Some(task), Amount::ZERO).unwrap();
+    let mut fake = Block {
+        header: t.header,
+        witness: gradientcoin::chain::block::WorkWitness { input_params: t.input.0.clone() },
+        txs: t.txs.clone(),
+    };
+    fake.header.work.output_hash = Hash256([0x5a; 32]);
+    grind(&mut fake.header);
+    // The block goes into the node's queue first; then requests are asked while it waits.
+    let mut answered = 0u32;
+    let result = {
+        let submit = node.submit_block(fake);
+        futures::pin_mut!(submit);
+        assert!((&mut submit).now_or_never().is_none(), "the block is queued and being checked");
+        loop {
+            tokio::select! {
+                biased;
+                r = &mut submit => break r,
+                t = node.tip() => {
+                    assert_eq!(t.unwrap().hash, tip.hash, "the tip does not move while the block is checked");
+                    answered += 1;
+                }
+            }
+        }
+    };
+    assert!(
+        matches!(
+            result,
+            Err(gradientcoin::node::NodeError::Process(ProcessError::Block(BlockError::State(StateError::Work(
+                VerifyError::OutputMismatch { .. }
+            )))))
+        ),
+        "{result:?}"
+    );
+    println!("answered {answered} requests during the replay of one {cost} mWU step");
+    assert!(answered >= 3, "requests are answered while the step replays (answered {answered})");
+    // The node goes on: an honest block connects.
+    node.generate(1, None).await.unwrap();
+    assert_eq!(node.tip().await.unwrap().height, tip.height + 1);
+    drop(node);
+    tokio::task::spawn_blocking(move || thread.join().unwrap()).await.unwrap();
 }

@@ -240,7 +240,14 @@ impl Node {
             self.refresh_mining();
             return;
         }
-        match self.accept_block(&block) {
+        self.offer_block(block.clone(), super::blocks::Waiter::Mined(block));
+    }
+
+    /// What our own find became: announced if it is the tip; if refused for good, the
+    /// template was wrong (a held update no longer valid with the rest), so the held
+    /// updates are dropped and the job rebuilt rather than mining it forever.
+    pub(super) fn after_mined(&mut self, block: Block, outcome: Result<Accepted, NodeError>) {
+        match outcome {
             Ok(Accepted::NewTip { .. }) => {
                 if let Some(m) = self.mining.as_mut() {
                     m.blocks_found += 1;
@@ -250,9 +257,6 @@ impl Node {
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!("a mined block was refused: {e}");
-                // Not merely early: something in the template is wrong (a held update no
-                // longer valid with the rest). Drop the held updates and rebuild, rather
-                // than mine the same invalid template forever.
                 if !e.is_transient()
                     && let Some(m) = self.mining.as_mut()
                 {
