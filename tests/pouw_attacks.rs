@@ -608,3 +608,16 @@ async fn the_node_answers_requests_while_a_fake_blocks_step_is_replayed() {
     drop(node);
     tokio::task::spawn_blocking(move || thread.join().unwrap()).await.unwrap();
 }
+
+#[test]
+fn bench_fake_work_bans_every_sybil_attacker_and_keeps_the_tip() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gradientcoin"))
+        .args(["bench", "fake-work", "--peers", "3", "--calls", "50"])
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("3 fake blocks in") && stdout.contains("3 peers banned, tip kept: true"), "{stdout}");
+    let p99 = stdout.lines().find(|l| l.contains("under attack:")).expect("the latency line");
+    assert!(p99.contains("p99 "), "{p99}");
+}

@@ -1,4 +1,4 @@
-//! `gradientcoin bench chain|cost|sync|propagation`: benchmarks that print ratios against
+//! `gradientcoin bench chain|cost|sync|propagation|fake-work`: benchmarks that print ratios against
 //! references measured in the same run (the machines are noisy; absolute times mean little).
 //!
 //! `bench chain`:
@@ -12,8 +12,12 @@
 //!
 //! `bench propagation`: a ring of nodes on 127.0.0.1, the miner rotating; the latency until
 //! each node, and every node, has a new block as its tip.
+//!
+//! `bench fake-work` ([`fakework`]): JSON-RPC latency while peers offer blocks with
+//! made-up work, against the idle node and the time of one replay.
 
 pub mod cost;
+pub mod fakework;
 
 use crate::chain::address::Address;
 use crate::chain::amount::Amount;

@@ -120,6 +120,16 @@ enum BenchCommand {
         #[arg(long, default_value_t = 30)]
         blocks: u64,
     },
+    /// JSON-RPC latency (p50, p99) while peers, each a fresh identity, offer blocks with
+    /// made-up work on a heavy task, against the idle node and one replay's time.
+    FakeWork {
+        /// Attacking peers (one fake block each).
+        #[arg(long, default_value_t = 20)]
+        peers: usize,
+        /// RPC calls measured on the idle node.
+        #[arg(long, default_value_t = 2000)]
+        calls: usize,
+    },
 }
 
 /// Parses the command line, runs the command, and maps the outcome to an exit code:
@@ -159,6 +169,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Cost { reps, classes }) => bench::cost::run(reps.max(1), classes),
         Command::Bench(BenchCommand::Sync { blocks }) => bench::sync(blocks),
         Command::Bench(BenchCommand::Propagation { nodes, blocks }) => bench::propagation(nodes, blocks),
+        Command::Bench(BenchCommand::FakeWork { peers, calls }) => bench::fakework::run(peers, calls),
     }
 }
 
