@@ -21,6 +21,7 @@ pub mod address;
 pub mod amount;
 pub mod block;
 pub mod encode;
+pub mod fault;
 pub mod forkchoice;
 pub mod params;
 pub mod pipeline;

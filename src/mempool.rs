@@ -22,12 +22,13 @@
 
 use crate::chain::amount::Amount;
 use crate::chain::block::Block;
+use crate::chain::fault::{Classify, Fault};
 use crate::chain::params::ChainParams;
 use crate::chain::state::{StateError, StateView};
 use crate::chain::tx::{OutPoint, Transaction, TxError};
 use crate::hash::Hash256;
 use crate::pouw::task::TaskLimits;
-use crate::pouw::verify::{self, VerifyError};
+use crate::pouw::verify;
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -190,60 +191,20 @@ pub enum MempoolError {
     },
 }
 
-impl MempoolError {
-    /// Whether the peer that relayed the transaction is to blame (and may be banned).
-    ///
-    /// Only a transaction that no honest node would relay is the peer's fault. Errors that
-    /// depend on our tip (an input a block we have already spent, an update no longer
-    /// improving, a task that just expired) or on our pool (conflicts are honest races)
-    /// or on our policy (fee, size) are not.
-    pub fn fault(&self) -> bool {
+/// Only a transaction that no honest node would relay is the relayer's fault. Errors that
+/// depend on our tip (an input a block we have already spent, an update no longer
+/// improving, a task that just expired) or on our pool (conflicts are honest races) are
+/// not; nor is our policy (fee, size).
+impl Classify for MempoolError {
+    fn fault(&self) -> Fault {
         match self {
-            MempoolError::Coinbase(_) | MempoolError::Invalid { .. } => true,
-            MempoolError::State { error, .. } => state_fault(error),
-            MempoolError::Duplicate(_)
-            | MempoolError::Conflict { .. }
-            | MempoolError::FeeTooLow { .. }
-            | MempoolError::NotBest { .. }
-            | MempoolError::PoolFull { .. } => false,
-        }
-    }
-}
-
-/// Whether a state error means the transaction is invalid at *every* tip (the relayer's
-/// fault) rather than only at ours. No `_` arm: a new variant has to choose.
-fn state_fault(e: &StateError) -> bool {
-    match e {
-        // Depend on which blocks we have: another honest node may see it differently.
-        StateError::UnknownTask(_)
-        | StateError::TaskSolved(_)
-        | StateError::TaskExpired { .. }
-        | StateError::MissingInput { .. }
-        | StateError::DoubleSpendInBlock { .. }
-        | StateError::ImmatureSpend { .. }
-        | StateError::ExpiryInPast { .. }
-        | StateError::NotExpired { .. }
-        | StateError::NothingToReclaim(_)
-        | StateError::Genesis(_) => false,
-        StateError::Work(v) => match v {
-            // The task's best moves with every block.
-            VerifyError::NotImproving { .. } | VerifyError::InputWorse { .. } => false,
-            VerifyError::Problem(_) | VerifyError::OutputMismatch { .. } | VerifyError::CertificateMismatch { .. } => {
-                true
+            MempoolError::Coinbase(_) | MempoolError::Invalid { .. } => Fault::Peer,
+            MempoolError::State { error, .. } => error.fault(),
+            MempoolError::Duplicate(_) | MempoolError::Conflict { .. } | MempoolError::NotBest { .. } => {
+                Fault::TipDependent
             }
-        },
-        // Wrong whatever the tip (given the inputs exist, which the checks above cover).
-        StateError::WrongCost { .. }
-        | StateError::WrongParamsLen { .. }
-        | StateError::WrongKey { .. }
-        | StateError::Overspend { .. }
-        | StateError::Amount(_)
-        | StateError::Task(_)
-        | StateError::NotCreator(_)
-        | StateError::CoinbaseTooLarge { .. }
-        | StateError::CoinbaseHeight { .. }
-        | StateError::NoCoinbase
-        | StateError::LooseCoinbase => true,
+            MempoolError::FeeTooLow { .. } | MempoolError::PoolFull { .. } => Fault::Local,
+        }
     }
 }
 
@@ -716,6 +677,7 @@ mod tests {
     use super::*;
     use crate::chain::tx::{Sig64, TxIn, TxOut};
     use crate::compute::problem::{Params, SolveOpts};
+    use crate::pouw::verify::VerifyError;
 
     fn pool(max_bytes: usize, min_fee_rate: u64) -> Mempool {
         Mempool::new(MempoolConfig { max_bytes, min_fee_rate })
@@ -777,13 +739,13 @@ mod tests {
         // A higher fee does not replace: no replace-by-fee.
         let e = add(&mut mp, &mut tc, b.clone()).expect_err("conflict");
         assert_eq!(e, MempoolError::Conflict { txid: a_id, new: b.txid() });
-        assert!(!e.fault());
+        assert!(!e.is_peer_fault());
         let cb = Transaction::Coinbase {
             height: 5,
             outputs: vec![TxOut { value: Amount::from_units(1), address: addr(1) }],
         };
         let e = add(&mut mp, &mut tc, cb).expect_err("coinbase");
-        assert!(matches!(e, MempoolError::Coinbase(_)) && e.fault());
+        assert!(matches!(e, MempoolError::Coinbase(_)) && e.is_peer_fault());
         // A forged signature is the relayer's fault.
         let mut forged = transfer(&id, 1, coins[0], addr(4), 3_000);
         if let Transaction::Transfer { inputs, .. } = &mut forged {
@@ -792,7 +754,7 @@ mod tests {
         let mut mp2 = pool(1 << 20, 1);
         let e = add(&mut mp2, &mut tc, forged).expect_err("bad signature");
         assert!(
-            matches!(e, MempoolError::Invalid { error: TxError::BadSignature { index: 0 }, .. }) && e.fault(),
+            matches!(e, MempoolError::Invalid { error: TxError::BadSignature { index: 0 }, .. }) && e.is_peer_fault(),
             "{e}"
         );
         // Spending a coin that does not exist is not the relayer's fault (maybe our tip).
@@ -804,7 +766,10 @@ mod tests {
             1_000,
         );
         let e = add(&mut mp2, &mut tc, missing).expect_err("missing input");
-        assert!(matches!(e, MempoolError::State { error: StateError::MissingInput { .. }, .. }) && !e.fault(), "{e}");
+        assert!(
+            matches!(e, MempoolError::State { error: StateError::MissingInput { .. }, .. }) && !e.is_peer_fault(),
+            "{e}"
+        );
         assert_eq!(mp.len(), 1);
         assert_eq!(mp.spender(&coins[0].0), Some(a_id));
     }
@@ -818,7 +783,7 @@ mod tests {
         let mut mp = pool(1 << 20, 10);
         let low = transfer(&id, 1, coins[0], addr(2), 10 * size - 1);
         let e = add(&mut mp, &mut tc, low).expect_err("one unit short");
-        assert!(matches!(e, MempoolError::FeeTooLow { min_fee_rate: 10, .. }) && !e.fault(), "{e}");
+        assert!(matches!(e, MempoolError::FeeTooLow { min_fee_rate: 10, .. }) && !e.is_peer_fault(), "{e}");
         let exact = transfer(&id, 1, coins[0], addr(2), 10 * size);
         add(&mut mp, &mut tc, exact).expect("exactly the minimum");
         assert_eq!(mp.iter().next().map(|e| e.fee_rate.per_byte()), Some(10));
@@ -843,7 +808,7 @@ mod tests {
         assert_eq!(mp.spender(&coins[0].0), None, "the evicted spend is forgotten");
         // Cheaper than everything: rejected, nothing changes.
         let e = add(&mut mp, &mut tc, tx(3, 4_000)).expect_err("cheapest");
-        assert!(matches!(e, MempoolError::PoolFull { .. }) && !e.fault(), "{e}");
+        assert!(matches!(e, MempoolError::PoolFull { .. }) && !e.is_peer_fault(), "{e}");
         // Equal to the cheapest: the earlier arrival stays.
         assert!(matches!(add(&mut mp, &mut tc, tx(3, 5_000)), Err(MempoolError::PoolFull { .. })));
         assert_eq!(mp.len(), 2);
@@ -900,14 +865,17 @@ mod tests {
         assert_eq!(mp.len(), 1);
         assert!(mp.contains(&better_id) && !mp.contains(&worse_id));
         let e = add(&mut mp, &mut tc, worse).expect_err("worse than the pool's");
-        assert!(matches!(e, MempoolError::NotBest { pool_txid, .. } if pool_txid == better_id) && !e.fault(), "{e}");
+        assert!(
+            matches!(e, MempoolError::NotBest { pool_txid, .. } if pool_txid == better_id) && !e.is_peer_fault(),
+            "{e}"
+        );
         // An update of the chain's current best is not relayed.
         let best = Params(tc.cs.state().task(&task).expect("task").best_params.clone());
         let same = update(&mut tc, task, &best, 3);
         let e = add(&mut pool(1 << 20, 0), &mut tc, same).expect_err("not improving");
         assert!(
             matches!(e, MempoolError::State { error: StateError::Work(VerifyError::NotImproving { .. }), .. })
-                && !e.fault(),
+                && !e.is_peer_fault(),
             "{e}"
         );
         // The selection holds one update per task, and it is a valid block.

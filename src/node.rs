@@ -10,6 +10,7 @@
 use crate::chain::address::Address;
 use crate::chain::amount::Amount;
 use crate::chain::block::{Block, Header};
+use crate::chain::fault::{Classify, Fault};
 use crate::chain::params::ChainParams;
 use crate::chain::pipeline::Accepted;
 use crate::chain::state::{TaskState, UtxoEntry};
@@ -72,10 +73,28 @@ pub enum NodeError {
     Stopped,
 }
 
-impl NodeError {
-    /// A block refused only for now (too early): retried later, nobody's fault.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, NodeError::Process(ProcessError::Block(b)) if b.is_transient())
+/// Refusals of what a peer or an RPC caller offered carry the chain's and the mempool's
+/// classes; a request the node refuses on its own terms (a bad argument, a missing
+/// object, the wrong network, an unusable wallet request) is the asker's; the store, the
+/// miner and a shutdown are ours.
+impl Classify for NodeError {
+    fn fault(&self) -> Fault {
+        match self {
+            NodeError::Process(p) => p.fault(),
+            NodeError::Mempool(m) => m.fault(),
+            NodeError::Wallet(w) => match w {
+                WalletError::Io { .. }
+                | WalletError::Malformed { .. }
+                | WalletError::UnsupportedVersion { .. }
+                | WalletError::WrongNetwork { .. }
+                | WalletError::Permissions { .. }
+                | WalletError::BadSecret { .. }
+                | WalletError::Random(_) => Fault::Local,
+                _ => Fault::Peer,
+            },
+            NodeError::Invalid(_) | NodeError::NotFound(_) | NodeError::DevOnly(_) => Fault::Peer,
+            NodeError::Store(_) | NodeError::Mine(_) | NodeError::Stopped => Fault::Local,
+        }
     }
 }
 

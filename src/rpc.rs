@@ -77,9 +77,13 @@ pub fn invalid(message: impl Into<String>) -> ErrorObjectOwned {
     error(code::INVALID_PARAMS, message)
 }
 
-/// The error a node refusal maps to.
+/// The error a node refusal maps to. A refused block or transaction is `REJECTED` unless
+/// the refusal is the node's own ([`Fault::Local`]: its store failed, its policy), which
+/// is `INTERNAL` for a store failure and `REJECTED` with the policy's message otherwise.
 pub fn node_error(e: NodeError) -> ErrorObjectOwned {
+    use crate::chain::fault::{Classify, Fault};
     let code = match &e {
+        NodeError::Process(p) if p.fault() == Fault::Local => code::INTERNAL,
         NodeError::NotFound(_) => code::NOT_FOUND,
         NodeError::Invalid(_) => code::INVALID_PARAMS,
         NodeError::Wallet(WalletError::InsufficientFunds { .. }) => code::INSUFFICIENT_FUNDS,

@@ -8,6 +8,7 @@ use common::chain::{TestChain, addr, grind, key, reseal_with_step, reseal_withou
 use gradientcoin::chain::amount::Amount;
 use gradientcoin::chain::block::Block;
 use gradientcoin::chain::encode;
+use gradientcoin::chain::fault::{Classify, Fault};
 use gradientcoin::chain::state::StateError;
 use gradientcoin::chain::tx::{OutPoint, Sig64, Transaction, TxError, TxIn, TxOut};
 use gradientcoin::chain::validate::BlockError;
@@ -177,7 +178,7 @@ fn structural_defects_are_rejected_each_with_its_error() {
     b.header.prev = Hash256([5; 32]);
     grind(&mut b.header);
     let e = rejects(&mut tc, &b, "unknown parent", |e| matches!(e, BlockError::UnknownParent(_)));
-    assert!(!e.fault(), "an orphan is not the peer's fault");
+    assert_eq!(e.fault(), Fault::Transient, "an orphan is not the peer's fault");
 
     // The good block is still accepted after all of that.
     assert!(tc.process(&good).is_ok());
@@ -199,7 +200,7 @@ fn time_and_difficulty_rules() {
     b.header.time = tc.now() + 3600;
     reseal_with_step(&mut b, p.as_ref());
     let e = rejects(&mut tc, &b, "time too far ahead", |e| matches!(e, BlockError::TimeTooNew { .. }));
-    assert!(!e.fault() && e.is_transient(), "an early block is kept for retry, not the peer's fault");
+    assert_eq!(e.fault(), Fault::Transient, "an early block is kept for retry, not the peer's fault");
 
     let mut b = good.clone();
     b.header.bits = 0x2000_ffff; // valid and harder than required
@@ -239,7 +240,7 @@ fn work_claim_defects_are_rejected() {
     b.header.work.task_id = Hash256([4; 32]);
     reseal_with_step(&mut b, p.as_ref());
     let e = rejects(&mut tc, &b, "unknown task", |e| matches!(e, BlockError::UnknownTask(_)));
-    assert!(e.fault());
+    assert!(e.is_peer_fault());
 
     // Wrong-length params.
     let mut b = good.clone();

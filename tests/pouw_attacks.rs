@@ -14,6 +14,7 @@ use common::chain::{TestChain, addr, grind, key, reseal_without_step};
 use gradientcoin::chain::Network;
 use gradientcoin::chain::amount::{Amount, subsidy};
 use gradientcoin::chain::block::{Block, Header};
+use gradientcoin::chain::fault::Classify;
 use gradientcoin::chain::params::ChainParams;
 use gradientcoin::chain::pipeline::{Accepted, MemChain, Step, Stored};
 use gradientcoin::chain::state::StateError;
@@ -87,7 +88,7 @@ fn claimed_cost_u64_max_is_rejected_before_any_step_on_every_network() {
     b.header.work.cost = u64::MAX;
     grind(&mut b.header);
     let (e, flops) = rejected(&mut tc, &b, |e| matches!(e, BlockError::CostAboveCap { .. }));
-    assert!(e.fault());
+    assert!(e.is_peer_fault());
     assert_eq!(flops, 0, "no step replayed");
 }
 
@@ -220,7 +221,7 @@ fn a_step_that_changes_nothing_cannot_be_claimed_without_its_transcript() {
         let (e, flops) = rejected(&mut tc, &b, |e| {
             matches!(e, BlockError::State(StateError::Work(VerifyError::OutputMismatch { .. })))
         });
-        assert!(e.fault());
+        assert!(e.is_peer_fault());
         assert!((step..2 * step).contains(&flops), "exactly one replay: {flops} flops, one step is {step}");
     }
     assert!(matches!(tc.process(&good), Ok(Accepted::NewTip { .. })));
@@ -258,7 +259,7 @@ fn a_block_with_a_made_up_output_hash_costs_exactly_one_replay() {
     grind(&mut b.header);
     let (e, flops) =
         rejected(&mut tc, &b, |e| matches!(e, BlockError::State(StateError::Work(VerifyError::OutputMismatch { .. }))));
-    assert!(e.fault(), "the peer is to blame (and is banned: see the sync test below)");
+    assert!(e.is_peer_fault(), "the peer is to blame (and is banned: see the sync test below)");
     assert!((step..2 * step).contains(&flops), "exactly one replay: {flops} flops, one step is {step}");
     // A second copy is refused from the index at no cost.
     let (again, flops) = counted(|| tc.process(&b));

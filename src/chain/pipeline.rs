@@ -23,6 +23,7 @@
 //!    connects (replaying its step) only along a chain with more work than the tip.
 
 use crate::chain::block::{Block, Header};
+use crate::chain::fault::{Classify, Fault};
 use crate::chain::forkchoice::{BlockIndex, BlockStatus, IndexEntry, TipChange};
 use crate::chain::params::{ChainParams, MTP_WINDOW};
 use crate::chain::problems::ProblemCache;
@@ -103,12 +104,11 @@ pub enum ProcessError<E: std::error::Error + 'static> {
     Inconsistent(String),
 }
 
-impl<E: std::error::Error + 'static> ProcessError<E> {
-    /// Whether the peer that sent the block is to blame.
-    pub fn fault(&self) -> bool {
+impl<E: std::error::Error + 'static> Classify for ProcessError<E> {
+    fn fault(&self) -> Fault {
         match self {
             ProcessError::Block(e) => e.fault(),
-            ProcessError::Store(_) | ProcessError::Inconsistent(_) => false,
+            ProcessError::Store(_) | ProcessError::Inconsistent(_) => Fault::Local,
         }
     }
 }

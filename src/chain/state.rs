@@ -17,6 +17,7 @@
 use crate::chain::address::Address;
 use crate::chain::amount::{Amount, AmountError, subsidy};
 use crate::chain::block::Block;
+use crate::chain::fault::{Classify, Fault};
 use crate::chain::params::ChainParams;
 use crate::chain::problems::ProblemCache;
 use crate::chain::tx::{OutPoint, Transaction, TxOut};
@@ -261,11 +262,43 @@ pub enum StateError {
     Genesis(TaskError),
 }
 
-impl StateError {
-    /// Whether the peer that sent the block is to blame. Every state error is: the state
-    /// a block is checked against is the one its own parent defines.
-    pub fn fault(&self) -> bool {
-        !matches!(self, StateError::Genesis(_))
+/// As a transaction offered for the next block (the mempool's view). In a block every
+/// state error is the block's own fault (`BlockError` says so): the state a block is
+/// checked against is the one its parent defines. No `_` arm: a new variant has to choose.
+impl Classify for StateError {
+    fn fault(&self) -> Fault {
+        match self {
+            // Depend on which blocks we have: another honest node may see it differently.
+            StateError::UnknownTask(_)
+            | StateError::TaskSolved(_)
+            | StateError::TaskExpired { .. }
+            | StateError::MissingInput { .. }
+            | StateError::DoubleSpendInBlock { .. }
+            | StateError::ImmatureSpend { .. }
+            | StateError::ExpiryInPast { .. }
+            | StateError::NotExpired { .. }
+            | StateError::NothingToReclaim(_) => Fault::TipDependent,
+            StateError::Genesis(_) => Fault::Local,
+            StateError::Work(v) => match v {
+                // The task's best moves with every block.
+                VerifyError::NotImproving { .. } | VerifyError::InputWorse { .. } => Fault::TipDependent,
+                VerifyError::Problem(_)
+                | VerifyError::OutputMismatch { .. }
+                | VerifyError::CertificateMismatch { .. } => Fault::Peer,
+            },
+            // Wrong whatever the tip (given the inputs exist, which the checks above cover).
+            StateError::WrongCost { .. }
+            | StateError::WrongParamsLen { .. }
+            | StateError::WrongKey { .. }
+            | StateError::Overspend { .. }
+            | StateError::Amount(_)
+            | StateError::Task(_)
+            | StateError::NotCreator(_)
+            | StateError::CoinbaseTooLarge { .. }
+            | StateError::CoinbaseHeight { .. }
+            | StateError::NoCoinbase
+            | StateError::LooseCoinbase => Fault::Peer,
+        }
     }
 }
 

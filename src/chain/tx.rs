@@ -246,10 +246,10 @@ pub enum TxError {
     ZeroBounty,
 }
 
-impl TxError {
-    /// Always the sender's fault: a transaction is invalid on its own whatever the chain.
-    pub fn fault(&self) -> bool {
-        true
+/// Always the sender's fault: a transaction is invalid on its own whatever the chain.
+impl crate::chain::fault::Classify for TxError {
+    fn fault(&self) -> crate::chain::fault::Fault {
+        crate::chain::fault::Fault::Peer
     }
 }
 

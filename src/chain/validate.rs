@@ -5,6 +5,7 @@
 //! The state-dependent rules (spends, tasks, the step replay) are in `state`.
 
 use crate::chain::block::{Block, Header};
+use crate::chain::fault::{Classify, Fault};
 use crate::chain::params::ChainParams;
 use crate::chain::state::StateError;
 use crate::chain::target::{TargetError, U256, next_target, target_from_bits};
@@ -177,14 +178,16 @@ pub enum BlockError {
     State(#[from] StateError),
 }
 
-impl BlockError {
-    /// Whether the peer that sent the block is to blame (disconnect and ban), or the block
-    /// merely cannot be used yet (orphan, early).
-    pub fn fault(&self) -> bool {
+/// A block is judged against the state its own parent defines, so every refusal is the
+/// sender's fault except an unknown parent and a time ahead of our clock (retried later)
+/// and a broken genesis task (ours). No `_` arm: a new variant has to choose.
+impl Classify for BlockError {
+    fn fault(&self) -> Fault {
         match self {
-            BlockError::UnknownParent(_) | BlockError::TimeTooNew { .. } => false,
-            BlockError::State(e) => e.fault(),
-            BlockError::Oversize { .. }
+            BlockError::UnknownParent(_) | BlockError::TimeTooNew { .. } => Fault::Transient,
+            BlockError::State(StateError::Genesis(_)) => Fault::Local,
+            BlockError::State(_)
+            | BlockError::Oversize { .. }
             | BlockError::BadVersion(_)
             | BlockError::NoTransactions
             | BlockError::FirstNotCoinbase(_)
@@ -208,13 +211,8 @@ impl BlockError {
             | BlockError::WrongBits { .. }
             | BlockError::TimeTooOld { .. }
             | BlockError::KnownInvalid(_)
-            | BlockError::InvalidParent(_) => true,
+            | BlockError::InvalidParent(_) => Fault::Peer,
         }
-    }
-
-    /// True when the block should be kept and retried later rather than dropped.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, BlockError::TimeTooNew { .. } | BlockError::UnknownParent(_))
     }
 }
 

@@ -257,7 +257,7 @@ impl Node {
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!("a mined block was refused: {e}");
-                if !e.is_transient()
+                if crate::chain::fault::Classify::fault(&e) != crate::chain::fault::Fault::Transient
                     && let Some(m) = self.mining.as_mut()
                 {
                     m.held.clear();

@@ -14,6 +14,7 @@
 
 pub mod sync;
 
+use crate::chain::fault::{Classify, Fault};
 use crate::chain::pipeline::Accepted;
 use crate::chain::validate::BlockError;
 use crate::net::protocol::{MAX_HEADERS, SyncRequest, SyncResponse};
@@ -33,13 +34,10 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// Whether a node error blames the peer that sent the object.
+/// Whether a node error blames the peer that sent the object: only a refusal of what it
+/// sent (the node's own failures are [`Fault::Local`]).
 fn peer_fault(e: &NodeError) -> bool {
-    match e {
-        NodeError::Process(p) => p.fault(),
-        NodeError::Mempool(m) => m.fault(),
-        _ => false,
-    }
+    matches!(e, NodeError::Process(_) | NodeError::Mempool(_)) && e.fault() == Fault::Peer
 }
 
 fn is_orphan(e: &NodeError) -> bool {

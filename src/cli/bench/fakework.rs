@@ -85,7 +85,14 @@ async fn measure(victim: &BenchNode, peers: usize, calls: usize) -> anyhow::Resu
     for h in 1..=tip.height {
         mirror.process_block(&node.block(BlockId::Height(h)).await?, far)?;
     }
-    let t = crate::miner::template(&mut mirror, super::addr(&super::key(1)), tip.time + 1, vec![], Some(task), Amount::ZERO)?;
+    let t = crate::miner::template(
+        &mut mirror,
+        super::addr(&super::key(1)),
+        tip.time + 1,
+        vec![],
+        Some(task),
+        Amount::ZERO,
+    )?;
     let mut fakes = Vec::with_capacity(peers);
     let mut nonce = 0u64;
     while fakes.len() < peers {
@@ -165,10 +172,7 @@ async fn measure(victim: &BenchNode, peers: usize, calls: usize) -> anyhow::Resu
     let (busy_p50, busy_p99, busy_max) =
         (quantile_ms(&busy, 0.5), quantile_ms(&busy, 0.99), busy.last().map_or(f64::NAN, |v| v * 1e3));
     outln!("  idle:         {} calls, p50 {idle_p50:.3} ms, p99 {idle_p99:.3} ms", idle.len());
-    outln!(
-        "  under attack: {} calls, p50 {busy_p50:.3} ms, p99 {busy_p99:.3} ms, max {busy_max:.3} ms",
-        busy.len()
-    );
+    outln!("  under attack: {} calls, p50 {busy_p50:.3} ms, p99 {busy_p99:.3} ms, max {busy_max:.3} ms", busy.len());
     outln!(
         "  attack: {} fake blocks in {attack_secs:.2} s ({:.0} ms of replays), {banned} peers banned, tip kept: {kept}",
         fakes.len(),

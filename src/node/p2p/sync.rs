@@ -23,6 +23,7 @@
 
 use super::{ban, peer_fault};
 use crate::chain::block::{Block, Header};
+use crate::chain::fault::{Classify, Fault};
 use crate::chain::pipeline::Accepted;
 use crate::chain::target::{U256, chainwork, target_from_bits};
 use crate::chain::validate::BlockError;
@@ -141,7 +142,7 @@ async fn check_headers(
     }
     let work = match node.check_headers(headers.clone()).await? {
         Ok(work) => work,
-        Err(e) if e.is_transient() && !matches!(e, BlockError::UnknownParent(_)) => {
+        Err(e) if e.fault() == Fault::Transient && !matches!(e, BlockError::UnknownParent(_)) => {
             tracing::debug!(%peer, "headers not usable yet: {e}");
             return Ok(Ok(None));
         }
