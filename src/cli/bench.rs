@@ -228,6 +228,22 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// A dev-network configuration for a fresh identity listening on 127.0.0.1 (free port).
+fn dev_net_config() -> anyhow::Result<crate::net::NetConfig> {
+    let params = ChainParams::dev();
+    Ok(crate::net::NetConfig {
+        keypair: libp2p::identity::Keypair::generate_ed25519(),
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().context("listen address")?],
+        bootstrap: vec![],
+        mdns: false,
+        chain_id: params.chain_id,
+        max_block_bytes: params.max_block_bytes,
+        max_tx_bytes: params.tx_limits.max_tx_bytes,
+        idle_timeout: std::time::Duration::from_secs(60),
+        banned: vec![],
+    })
+}
+
 /// A dev node on a temp dir, with (once [`BenchNode::networked`]) its network and glue.
 struct BenchNode {
     _dir: tempfile::TempDir,
@@ -250,19 +266,7 @@ impl BenchNode {
 
     /// Starts the node's network on 127.0.0.1 (free port) and the p2p glue.
     fn networked(mut self) -> anyhow::Result<BenchNode> {
-        let params = ChainParams::dev();
-        let cfg = crate::net::NetConfig {
-            keypair: libp2p::identity::Keypair::generate_ed25519(),
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().context("listen address")?],
-            bootstrap: vec![],
-            mdns: false,
-            chain_id: params.chain_id,
-            max_block_bytes: params.max_block_bytes,
-            max_tx_bytes: params.tx_limits.max_tx_bytes,
-            idle_timeout: std::time::Duration::from_secs(60),
-            banned: vec![],
-        };
-        let (net, events) = crate::net::spawn(cfg)?;
+        let (net, events) = crate::net::spawn(dev_net_config()?)?;
         tokio::spawn(crate::node::p2p::run(self.node.clone(), net.clone(), events));
         self.net = Some(net);
         Ok(self)

@@ -27,7 +27,7 @@ pub(super) enum Waiter {
     /// A caller of `submit_block` (a peer's gossip, sync, a benchmark).
     Reply(Reply<Accepted>),
     /// Our own miner's find.
-    Mined(Block),
+    Mined(Box<Block>),
 }
 
 /// The replay thread's outcome for one block: `None` when the replay panicked (a bug of
@@ -216,7 +216,7 @@ impl Node {
         match waiter {
             // The asker may have given up: not an error.
             Waiter::Reply(r) => drop(r.send(outcome)),
-            Waiter::Mined(block) => self.after_mined(block, outcome),
+            Waiter::Mined(block) => self.after_mined(*block, outcome),
         }
     }
 }

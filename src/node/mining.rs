@@ -240,7 +240,7 @@ impl Node {
             self.refresh_mining();
             return;
         }
-        self.offer_block(block.clone(), super::blocks::Waiter::Mined(block));
+        self.offer_block(block.clone(), super::blocks::Waiter::Mined(Box::new(block)));
     }
 
     /// What our own find became: announced if it is the tip; if refused for good, the

@@ -191,19 +191,7 @@ async fn measure(victim: &BenchNode, peers: usize, calls: usize) -> anyhow::Resu
 
 /// A fresh identity's network on 127.0.0.1.
 fn attacker_net() -> anyhow::Result<(NetHandle, tokio::sync::mpsc::Receiver<NetEvent>)> {
-    let params = ChainParams::dev();
-    let cfg = crate::net::NetConfig {
-        keypair: libp2p::identity::Keypair::generate_ed25519(),
-        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().context("listen address")?],
-        bootstrap: vec![],
-        mdns: false,
-        chain_id: params.chain_id,
-        max_block_bytes: params.max_block_bytes,
-        max_tx_bytes: params.tx_limits.max_tx_bytes,
-        idle_timeout: Duration::from_secs(60),
-        banned: vec![],
-    };
-    Ok(crate::net::spawn(cfg)?)
+    Ok(crate::net::spawn(super::dev_net_config()?)?)
 }
 
 /// Answers every sync request with the fake block: its header, then the block.
