@@ -163,6 +163,7 @@ enum Request {
     MiningInfo(Reply<MiningInfo>),
     Mined { generation: u64, block: Block, output: Params },
     Replayed { block: Hash256, result: blocks::ReplayOutcome },
+    MiningWake,
     Tx(Hash256, Reply<TxInfo>),
     MerkleProof(Hash256, Reply<MerkleProof>),
     SubmitTask { spec: Box<TaskSpec>, bounty: Amount, expires_in: u64, fee_rate: u64, reply: Reply<(Hash256, Hash256)> },
@@ -570,6 +571,7 @@ impl Node {
             Request::MiningInfo(r) => drop(r.send(Ok(self.mining_info()))),
             Request::Mined { generation, block, output } => self.on_mined(generation, block, output),
             Request::Replayed { block, result } => self.on_replayed(block, result),
+            Request::MiningWake => self.on_mining_wake(),
             Request::Tx(txid, r) => drop(r.send(self.find_tx(txid))),
             Request::MerkleProof(txid, r) => drop(r.send(self.merkle_proof(txid))),
             Request::SubmitTask { spec, bounty, expires_in, fee_rate, reply } => {
@@ -883,6 +885,7 @@ impl Node {
             return Err(NodeError::DevOnly("dev_setMockTime"));
         }
         self.mock_time = t;
+        self.refresh_mining();
         Ok(())
     }
 }
@@ -960,6 +963,32 @@ mod tests {
         let public = ChainParams::dev().public_task_id;
         assert_eq!(tasks[0].0, public);
         assert!(node.task(public).await.unwrap().best_height > 0, "blocks improved the public task");
+        drop(node);
+        thread.join().unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_miner_waits_for_the_clock_instead_of_mining_blocks_its_node_refuses() {
+        let (_dir, node, thread) = start();
+        node.mining_start(1, None).await.unwrap();
+        // Dev blocks come many a second, each dated after the median time past: soon every
+        // template would be more than the drift ahead of the clock (v1 then mined blocks
+        // its own node refused, tens of thousands in seconds).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+        let info = loop {
+            let info = node.mining_info().await.unwrap();
+            if info.paused_until.is_some() {
+                break info;
+            }
+            assert!(std::time::Instant::now() < deadline, "the miner never waited for the clock: {info:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        let tip = node.tip().await.unwrap();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        assert!(tip.time <= now + ChainParams::dev().max_future_drift_secs, "tip at {}, clock {now}", tip.time);
+        assert!(info.blocks_found > 10, "{info:?}");
+        assert_eq!(info.blocks_refused, 0, "no find was refused as too early: {info:?}");
+        node.mining_stop().await.unwrap();
         drop(node);
         thread.join().unwrap();
     }

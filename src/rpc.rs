@@ -566,6 +566,12 @@ pub struct MiningView {
     pub blocks_found: u64,
     /// Solving model updates waiting for our next block.
     pub held_updates: usize,
+    /// Our own finds the node refused.
+    #[serde(default)]
+    pub blocks_refused: u64,
+    /// While mining waits for the clock (blocks came too fast): unix time it resumes.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub paused_until: Option<u64>,
 }
 
 impl MiningView {
@@ -580,6 +586,8 @@ impl MiningView {
             steps_per_sec: m.steps_per_sec,
             blocks_found: m.blocks_found,
             held_updates: m.held_updates,
+            blocks_refused: m.blocks_refused,
+            paused_until: m.paused_until,
         }
     }
 }

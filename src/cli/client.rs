@@ -506,6 +506,9 @@ pub fn mining(c: &ConfigArgs, cmd: MiningCommand, json: bool) -> anyhow::Result<
             m.blocks_found,
             m.payout.as_deref().unwrap_or("-")
         );
+        if let Some(t) = m.paused_until {
+            outln!("paused until unix time {t}: blocks came faster than the clock allows");
+        }
     } else {
         outln!("not mining");
     }

@@ -36,6 +36,12 @@ pub(super) struct Mining {
     /// The last rate sample `(when, steps)` and the rate it gave.
     sample: (Instant, u64),
     rate: f64,
+    /// Our own finds the node refused.
+    blocks_refused: u64,
+    /// While every template would be too early for our own node: the unix time from
+    /// which one is not, and whether a wake-up is scheduled for it.
+    paused_until: Option<u64>,
+    wake_pending: bool,
 }
 
 /// What `mining_info` reports.
@@ -57,6 +63,12 @@ pub struct MiningInfo {
     pub blocks_found: u64,
     /// Solving model updates held for our next block.
     pub held_updates: usize,
+    /// Our own finds the node refused since mining started.
+    pub blocks_refused: u64,
+    /// Set while mining waits for the clock: every template would be dated more than the
+    /// future-drift limit ahead of it (blocks came faster than one a second for a while,
+    /// and a block's time must exceed the median time past). Unix time it resumes.
+    pub paused_until: Option<u64>,
 }
 
 impl Mining {
@@ -125,8 +137,19 @@ impl Node {
         });
         let pool = MinerPool::start(threads, on_block);
         let now = Instant::now();
-        self.mining =
-            Some(Mining { pool, payout, started: now, blocks_found: 0, task: None, held, sample: (now, 0), rate: 0.0 });
+        self.mining = Some(Mining {
+            pool,
+            payout,
+            started: now,
+            blocks_found: 0,
+            task: None,
+            held,
+            sample: (now, 0),
+            rate: 0.0,
+            blocks_refused: 0,
+            paused_until: None,
+            wake_pending: false,
+        });
         tracing::info!(threads, payout = %payout.to_string_for(self.chain.params().network), "mining started");
         self.refresh_mining();
         Ok(self.mining_info())
@@ -153,6 +176,8 @@ impl Node {
                 steps_per_sec: 0.0,
                 blocks_found: 0,
                 held_updates: 0,
+                blocks_refused: 0,
+                paused_until: None,
             },
             Some(m) => MiningInfo {
                 running: true,
@@ -163,6 +188,8 @@ impl Node {
                 steps_per_sec: m.rate(),
                 blocks_found: m.blocks_found,
                 held_updates: m.held.len(),
+                blocks_refused: m.blocks_refused,
+                paused_until: m.paused_until,
             },
         }
     }
@@ -209,14 +236,66 @@ impl Node {
         let time = self.now();
         let tip = self.chain.tip();
         let ctx = self.chain.index().parent_context(&tip).expect("the tip is indexed");
+        // A block's time must exceed the median time past and may not be more than the
+        // drift ahead of the clock: past that, every block we found would be refused as
+        // too early, so wait for the clock instead of mining.
+        let earliest = ctx.median_time_past + 1;
+        let drift = params.max_future_drift_secs;
+        if earliest > time.saturating_add(drift) {
+            let m = self.mining.as_mut().expect("checked above");
+            m.held = held;
+            m.pool.clear_job();
+            let resume = earliest - drift;
+            if m.paused_until != Some(resume) {
+                tracing::info!(resume, "mining waits for the clock: the next block may not be dated before {earliest}");
+            }
+            m.paused_until = Some(resume);
+            self.wake_mining_at(resume);
+            return Ok(());
+        }
         let req = TemplateRequest { payee, time, txs, task: Some(task), bounty_claim: Amount::ZERO };
         let template = miner::template_on(&params, tip, &ctx, self.chain.view(), req);
         let m = self.mining.as_mut().expect("checked above");
         m.held = held;
+        m.paused_until = None;
         let template = template?;
         m.task = Some(task);
         m.pool.set_job(template);
         Ok(())
+    }
+
+    /// Refreshes the mining job once the clock reads `at` (one wake-up at a time; on the
+    /// mock clock of the dev network, `set_mock_time` refreshes instead).
+    fn wake_mining_at(&mut self, at: u64) {
+        let real = self.mock_time.is_none();
+        let Some(m) = self.mining.as_mut() else { return };
+        if m.wake_pending || !real {
+            return;
+        }
+        m.wake_pending = true;
+        let wait = at.saturating_sub(self.now());
+        let weak = self.weak_self.clone();
+        let spawned = std::thread::Builder::new().name("gc-mining-wake".into()).spawn(move || {
+            // A timer, not a poll: one sleep to the time the clock allows a block.
+            std::thread::sleep(std::time::Duration::from_millis(wait.saturating_mul(1000).saturating_add(50)));
+            if let Some(tx) = weak.upgrade() {
+                let _ = tx.try_send(Request::MiningWake);
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot schedule the miner's wake-up: {e}");
+            if let Some(m) = self.mining.as_mut() {
+                m.wake_pending = false;
+            }
+        }
+    }
+
+    /// The clock may now allow a block: rebuild the job.
+    pub(super) fn on_mining_wake(&mut self) {
+        if let Some(m) = self.mining.as_mut() {
+            m.wake_pending = false;
+        }
+        self.refresh_mining();
     }
 
     /// A miner thread found `block` (for job `generation`) with step output `output`.
@@ -257,6 +336,9 @@ impl Node {
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!("a mined block was refused: {e}");
+                if let Some(m) = self.mining.as_mut() {
+                    m.blocks_refused += 1;
+                }
                 if crate::chain::fault::Classify::fault(&e) != crate::chain::fault::Fault::Transient
                     && let Some(m) = self.mining.as_mut()
                 {
