@@ -3,9 +3,10 @@
 //!
 //! The only module that knows all the others. It decides no consensus rule (that is
 //! `chain`'s): it sequences events — requests, blocks, transactions — and keeps the
-//! mempool and the wallet in step with the tip. Heavy work (replaying a step while
-//! connecting a block, mining) runs on this dedicated thread or on miner threads, never on
-//! the async runtime, so the RPC server stays responsive.
+//! mempool and the wallet in step with the tip. Heavy work runs on threads of its own,
+//! never on the async runtime nor on this thread: a block's step replay on the replay
+//! thread (`node/blocks.rs`), mining on the miner threads; so requests are answered while
+//! blocks are verified. (Only dev `generate` replays its own blocks here.)
 
 use crate::chain::address::Address;
 use crate::chain::amount::Amount;
