@@ -102,7 +102,7 @@ pub fn template_on(
 ) -> Result<Template, MineError> {
     let height = ctx.height + 1;
     let bits = required_bits(ctx, params);
-    let time = req.time.max(ctx.median_time_past + 1);
+    let time = req.time.max(crate::chain::validate::time_window(ctx, req.time, params).0);
     let task_id = req.task.unwrap_or(params.public_task_id);
     let t = state.task(&task_id).ok_or(StateError::UnknownTask(task_id))?;
     if !t.is_open_at(height) {

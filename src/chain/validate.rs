@@ -370,12 +370,23 @@ pub fn check_header_context(
     if header.bits != expected {
         return Err(BlockError::WrongBits { got: header.bits, expected });
     }
-    if header.time <= parent.median_time_past {
+    let (earliest, latest) = time_window(parent, now, params);
+    if header.time < earliest {
         return Err(BlockError::TimeTooOld { time: header.time, mtp: parent.median_time_past });
     }
-    let drift = params.max_future_drift_secs;
-    if header.time > now.saturating_add(drift) {
-        return Err(BlockError::TimeTooNew { time: header.time, now, drift });
+    if header.time > latest {
+        return Err(BlockError::TimeTooNew { time: header.time, now, drift: params.max_future_drift_secs });
     }
     Ok(())
+}
+
+/// The times a child of `parent` may carry at clock `now`, inclusive: after the median
+/// time past, at most the future drift ahead of the clock. Empty (`earliest > latest`)
+/// when blocks have run ahead of the clock: a miner then waits.
+///
+/// # Consensus
+/// The time rule of [`check_header_context`] (the drift part is transient: it depends on
+/// our clock).
+pub fn time_window(parent: &ParentContext, now: u64, params: &ChainParams) -> (u64, u64) {
+    (parent.median_time_past.saturating_add(1), now.saturating_add(params.max_future_drift_secs))
 }

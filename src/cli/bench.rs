@@ -246,7 +246,8 @@ fn dev_net_config() -> anyhow::Result<crate::net::NetConfig> {
 
 /// A dev node on a temp dir, with (once [`BenchNode::networked`]) its network and glue.
 struct BenchNode {
-    _dir: tempfile::TempDir,
+    /// The node's data directory (removed on drop).
+    dir: tempfile::TempDir,
     node: crate::node::Handle,
     thread: std::thread::JoinHandle<()>,
     net: Option<crate::net::NetHandle>,
@@ -261,7 +262,7 @@ impl BenchNode {
             mempool: crate::mempool::MempoolConfig { max_bytes: 1 << 20, min_fee_rate: 1 },
         };
         let (node, thread) = crate::node::spawn(opts)?;
-        Ok(BenchNode { _dir: dir, node, thread, net: None })
+        Ok(BenchNode { dir, node, thread, net: None })
     }
 
     /// Starts the node's network on 127.0.0.1 (free port) and the p2p glue.
@@ -303,7 +304,7 @@ fn shut_down(rt: tokio::runtime::Runtime, nodes: Vec<BenchNode>) {
     let mut dirs = Vec::new();
     for n in nodes {
         threads.push(n.thread);
-        dirs.push(n._dir);
+        dirs.push(n.dir);
     }
     drop(rt);
     for t in threads {

@@ -239,9 +239,9 @@ impl Node {
         // A block's time must exceed the median time past and may not be more than the
         // drift ahead of the clock: past that, every block we found would be refused as
         // too early, so wait for the clock instead of mining.
-        let earliest = ctx.median_time_past + 1;
-        let drift = params.max_future_drift_secs;
-        if earliest > time.saturating_add(drift) {
+        let (earliest, latest) = crate::chain::validate::time_window(&ctx, time, &params);
+        if earliest > latest {
+            let drift = params.max_future_drift_secs;
             let m = self.mining.as_mut().expect("checked above");
             m.held = held;
             m.pool.clear_job();

@@ -61,7 +61,7 @@ async fn measure(victim: &BenchNode, peers: usize, calls: usize) -> anyhow::Resu
         ban_secs: 60,
         stop: None,
     };
-    let datadir = victim._dir.path();
+    let datadir = victim.dir.path();
     let server = crate::rpc::serve("127.0.0.1:0".parse().context("address")?, datadir, None, ctx).await?;
     let cookie = crate::rpc::read_cookie(datadir)?;
     let client = Arc::new(crate::rpc::connect(
