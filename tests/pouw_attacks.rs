@@ -210,7 +210,8 @@ fn a_step_that_changes_nothing_cannot_be_claimed_without_its_transcript() {
     let seed = good.header.ticket_seed();
     // The cheap guesses: the perturbed input as the output, with no stage (v1 accepted
     // its params hash) or with an empty transcript.
-    let guessed = Params(perturb(&input, &seed));
+    let floor = tc.cs.view().problem(&good.header.work.task_id).unwrap().perturbation_floor();
+    let guessed = Params(perturb(&input, &seed, floor));
     let empty = StepOutput { params: guessed.clone(), objective: 0.0, digest: Transcript::new("softmax").finish() };
     for claim in
         [guessed.hash(), empty.output_hash(), sha256d_parts(&[b"gradientcoin/step/v2", &guessed.hash().0, &[0u8; 32]])]

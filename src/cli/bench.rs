@@ -18,6 +18,7 @@
 
 pub mod cost;
 pub mod fakework;
+pub mod mining;
 
 use crate::chain::address::Address;
 use crate::chain::amount::Amount;

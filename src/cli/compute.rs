@@ -87,7 +87,7 @@ pub struct RunArgs {
     /// Iteration cap.
     #[arg(long, default_value_t = 100)]
     max_iter: usize,
-    /// Gradient tolerance, relative to max(1, |∇L(x0)|).
+    /// Gradient tolerance, relative to |∇L(x0)|.
     #[arg(long, default_value_t = 1e-10)]
     tol: f64,
     /// After solving, predict on this matrix (.csv or .npy, d columns) and print f.

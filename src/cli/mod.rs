@@ -120,6 +120,14 @@ enum BenchCommand {
         #[arg(long, default_value_t = 30)]
         blocks: u64,
     },
+    /// Is mining training? Chained ticket steps against the off-chain solve on planted
+    /// tasks, then a one-node test network mining a bounty task from submit to solved;
+    /// the last line is `useful X.XX wu-ratio Y.YY`.
+    Mining {
+        /// Only the planted comparison (no network part).
+        #[arg(long)]
+        planted_only: bool,
+    },
     /// JSON-RPC latency (p50, p99) while peers, each a fresh identity, offer blocks with
     /// made-up work on a heavy task, against the idle node and one replay's time.
     FakeWork {
@@ -170,6 +178,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Sync { blocks }) => bench::sync(blocks),
         Command::Bench(BenchCommand::Propagation { nodes, blocks }) => bench::propagation(nodes, blocks),
         Command::Bench(BenchCommand::FakeWork { peers, calls }) => bench::fakework::run(peers, calls),
+        Command::Bench(BenchCommand::Mining { planted_only }) => bench::mining::run(planted_only),
     }
 }
 

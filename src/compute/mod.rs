@@ -8,3 +8,4 @@ pub mod nmr;
 pub mod problem;
 pub mod sketch;
 pub mod softmax;
+pub mod trajectory;

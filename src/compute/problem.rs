@@ -133,20 +133,25 @@ impl Transcript {
 }
 
 /// The mining ticket's first operation (DESIGN.md §3.2 (a)): `x_i = fma(2^-40·max(|x_i|,
-/// 2^-20), r_i, x_i)` with `r_i = 2·u01() - 1` from stream `(tag 10, t = 0)`, in coordinate
+/// floor), r_i, x_i)` with `r_i = 2·u01() - 1` from stream `(tag 10, t = 0)`, in coordinate
 /// order, so nothing computed for one seed serves another.
+///
+/// `floor` is the kind's: large enough that the perturbation of a zero coordinate still
+/// changes the bits of every stage after it (softmax: `2^-10` of the iterate box, so `z =
+/// Ax` moves by about `2^-43` at `x = 0`, far above the rounding of `e^z`). DESIGN.md's
+/// fixed `2^-20` moved `z` by about `2^-60` at the start of every task, below rounding:
+/// with a deterministic step every seed then gave the same bits from `x = 0`.
 ///
 /// # Consensus
 /// Part of every step of every kind.
-pub fn perturb(x: &[f64], seed: &[u8; 32]) -> Vec<f64> {
+pub fn perturb(x: &[f64], seed: &[u8; 32], floor: f64) -> Vec<f64> {
     const SCALE: f64 = 1.0 / (1u64 << 40) as f64;
-    const FLOOR: f64 = 1.0 / (1u64 << 20) as f64;
     let mut rng = DetRng::stream(seed, tags::TICKET_PERTURBATION, 0);
     count_flops(3 * x.len() as u64);
     x.iter()
         .map(|&xi| {
             let r = 2.0 * rng.u01() - 1.0;
-            (xi.abs().max(FLOOR) * SCALE).mul_add(r, xi)
+            (xi.abs().max(floor) * SCALE).mul_add(r, xi)
         })
         .collect()
 }
@@ -240,7 +245,7 @@ impl Certificate {
 pub struct SolveOpts {
     /// Iteration cap.
     pub max_iter: usize,
-    /// Stop when `||∇L|| <= tol_grad · max(1, ||∇L(x0)||)`.
+    /// Stop when `||∇L|| <= tol_grad · ||∇L(x0)||` (relative; SOLVERS.md §0.5 item 4).
     pub tol_grad: f64,
     /// Start here instead of [`Problem::init`].
     pub x0: Option<Params>,
@@ -319,6 +324,9 @@ pub trait Problem: Send + Sync {
     /// and inside the task's iterate box (DESIGN.md §3.2). A block whose witness fails
     /// this is invalid.
     fn check_iterate(&self, x: &Params) -> Result<(), ProblemError>;
+    /// The floor of the ticket's [`perturb`]ation: large enough that perturbing a zero
+    /// coordinate changes the bits of every later stage of the step.
+    fn perturbation_floor(&self) -> f64;
     /// One mining ticket: the seeded perturbation, then the kind's constant-work step.
     fn step(&self, x: &Params, seed: &[u8; 32]) -> Result<StepOutput, ProblemError>;
     /// The certificate of `x`.
@@ -466,13 +474,14 @@ mod tests {
     #[test]
     fn perturbation_moves_every_coordinate_including_zeros() {
         let x = vec![0.0, 1.0, -3.0, 1e-30];
-        let y = perturb(&x, &[5u8; 32]);
+        let floor = 1e-3;
+        let y = perturb(&x, &[5u8; 32], floor);
         for (a, b) in x.iter().zip(&y) {
             assert_ne!(a, b);
-            assert!((a - b).abs() <= a.abs().max(1.0 / (1u64 << 20) as f64) / (1u64 << 40) as f64);
+            assert!((a - b).abs() <= a.abs().max(floor) / (1u64 << 40) as f64);
         }
-        assert_eq!(y, perturb(&x, &[5u8; 32]));
-        assert_ne!(y, perturb(&x, &[6u8; 32]));
+        assert_eq!(y, perturb(&x, &[5u8; 32], floor));
+        assert_ne!(y, perturb(&x, &[6u8; 32], floor));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Seeded sketches used by mining steps: CountSketch leverage scores and leverage-score
-//! row sampling (SOLVERS.md §0.3, §0.5 item 3).
+//! Seeded sketches of the sampled Gauss–Newton steps (CountSketch and JL leverage scores,
+//! leverage-score row sampling; SOLVERS.md §0.3, §0.5 item 3) and the fixed ridge every
+//! ticket step factors with.
 //!
 //! Owns the random linear algebra that a step draws from its seed. Every random number
 //! comes from [`DetRng`] streams of the step seed, in a fixed order, and every sum from
@@ -12,14 +13,52 @@ use crate::compute::det::{self, CholError, Cholesky, DetRng, Mat, count_flops, m
 /// Fixed ridge of the sketched Gram factorisations, relative to `tr(G)/d`.
 pub const SKETCH_RIDGE_REL: f64 = 1e-6;
 
+/// Columns of the JL sign matrix of [`jl_leverage`].
+pub const JL_COLS: usize = 16;
+
 /// Leverage scores of the rows of `m` relative to a CountSketch of it (stream `(tag 2,
 /// t = 0)`): `ℓ_i = ||L⁻¹ m_i||²` where `L Lᵀ = (S M)ᵀ(S M) + ridge`. Row `r` consumes one
-/// `below(sketch_rows)` then one `sign()`. [R] SOLVERS.md §0.5 item 3 (no JL compression:
-/// d is small).
+/// `below(sketch_rows)` then one `sign()`. [R] SOLVERS.md §0.5 item 3 (no JL compression).
 ///
 /// # Errors
 /// The sketched Gram does not factor (a non-finite or non-positive pivot).
 pub fn countsketch_leverage(m: &Mat, sketch_rows: usize, seed: &[u8; 32]) -> Result<Vec<f64>, CholError> {
+    let chol = sketched_factor(m, sketch_rows, seed)?;
+    let mut y = m.clone();
+    det::trsm_rows(chol.l(), &mut y);
+    Ok((0..m.rows()).map(|r| det::dot(y.row(r), y.row(r))).collect())
+}
+
+/// Leverage scores approximated with a JL projection (Drineas et al. 2012): `ℓ_i =
+/// ||m_i L⁻ᵀ Π||²` with `L` as in [`countsketch_leverage`] and `Π` a `d x JL_COLS` matrix
+/// of signs `/ sqrt(JL_COLS)` (stream `(tag 2, t = 1)`, row-major), so the pass over the
+/// rows costs `rows·d·JL_COLS` flops instead of `rows·d²`. [R] SOLVERS.md §0.5.
+///
+/// # Errors
+/// The sketched Gram does not factor.
+pub fn jl_leverage(m: &Mat, sketch_rows: usize, seed: &[u8; 32]) -> Result<Vec<f64>, CholError> {
+    let d = m.cols();
+    let chol = sketched_factor(m, sketch_rows, seed)?;
+    let mut rng = DetRng::stream(seed, tags::LEVERAGE_SKETCH, 1);
+    let scale = 1.0 / math::sqrt(JL_COLS as f64);
+    let pi = Mat::from_fn(d, JL_COLS, |_, _| rng.sign() * scale);
+    // Ω = L⁻ᵀ Π, one column at a time.
+    let mut omega = Mat::zeros(d, JL_COLS);
+    for j in 0..JL_COLS {
+        let mut col: Vec<f64> = (0..d).map(|i| pi.get(i, j)).collect();
+        det::solve_lower_t(chol.l(), &mut col);
+        for (i, v) in col.into_iter().enumerate() {
+            omega.set(i, j, v);
+        }
+    }
+    let mut y = Mat::zeros(m.rows(), JL_COLS);
+    det::gemm(m.view(), omega.view(), &mut y, false);
+    Ok((0..m.rows()).map(|r| det::dot(y.row(r), y.row(r))).collect())
+}
+
+/// The Cholesky factor of a CountSketch's Gram (stream `(tag 2, t = 0)`) with the fixed
+/// ridge.
+fn sketched_factor(m: &Mat, sketch_rows: usize, seed: &[u8; 32]) -> Result<Cholesky, CholError> {
     let (rows, d) = (m.rows(), m.cols());
     let mut rng = DetRng::stream(seed, tags::LEVERAGE_SKETCH, 0);
     let mut sm = Mat::zeros(sketch_rows, d);
@@ -31,10 +70,7 @@ pub fn countsketch_leverage(m: &Mat, sketch_rows: usize, seed: &[u8; 32]) -> Res
     }
     let mut g = Mat::zeros(d, d);
     det::syrk(sm.view(), None, &mut g);
-    let chol = Cholesky::factor_shifted(&g, ridge(&g))?;
-    let mut y = m.clone();
-    det::trsm_rows(chol.l(), &mut y);
-    Ok((0..rows).map(|r| det::dot(y.row(r), y.row(r))).collect())
+    Cholesky::factor_shifted(&g, ridge(&g))
 }
 
 /// The fixed ridge `SKETCH_RIDGE_REL·tr(G)/d + MIN_POSITIVE` added before factoring `G`.

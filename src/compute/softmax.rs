@@ -14,7 +14,9 @@ mod step;
 mod synthetic;
 
 pub use step::{
-    CLASS_WEIGHTS_16, FlopClasses, STEP_OVERHEAD_FLOPS, StepShape, step_cost_mwu, step_flop_classes, step_flops,
+    CLASS_WEIGHTS_16, FlopClasses, STEP_OVERHEAD_FLOPS, PERTURB_FLOOR_OF_BOX, StepRule, StepShape, TICKET_RULE,
+    step_cost_mwu, step_length,
+    step_flop_classes, step_flops,
 };
 pub use synthetic::{Synthetic, synthetic_seed, uniform_reg};
 
@@ -30,8 +32,13 @@ use crate::compute::problem::{
 pub const SAMPLE_BETA: usize = 8;
 /// CountSketch rows per parameter when approximating leverage scores.
 pub const SKETCH_ROWS_PER_DIM: usize = 8;
-/// Step lengths the mining step evaluates, all of them: `2^-j`, `j < LINE_SEARCH_CANDIDATES`.
-pub const LINE_SEARCH_CANDIDATES: usize = 8;
+/// Step lengths the mining step evaluates, all of them: `4^-j`, `j < LINE_SEARCH_CANDIDATES`
+/// (down to 1/64: a Gauss–Newton direction from the box is accepted at one of them; more
+/// candidates cost an objective each on every step, the line search being the step's
+/// largest cost after the Gram).
+pub const LINE_SEARCH_CANDIDATES: usize = 4;
+/// `log2` of the ratio between consecutive candidate step lengths.
+pub const LINE_SEARCH_SHRINK_LOG2: usize = 2;
 /// Armijo constant `c₁`.
 pub const ARMIJO_C1: f64 = 1e-4;
 /// Every `z = Ax` of an iterate in the box satisfies `|z_i| <= Z_BOUND` (DESIGN.md §3.2):
@@ -238,6 +245,16 @@ impl Problem for SoftmaxProblem {
             }
             None => Ok(()),
         }
+    }
+
+    /// [`PERTURB_FLOOR_OF_BOX`] of the iterate box: at `x = 0` the perturbation moves `z =
+    /// Ax` by about `2^-40·2^-10·Z_BOUND/sqrt(d)` whatever the data's scale (the box
+    /// scales inversely with it), far above the rounding of `e^z`.
+    ///
+    /// # Consensus
+    /// Part of every ticket step.
+    fn perturbation_floor(&self) -> f64 {
+        self.x_bound * PERTURB_FLOOR_OF_BOX
     }
 
     /// The v2 ticket step ([`step`]).

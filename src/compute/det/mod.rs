@@ -23,7 +23,7 @@ pub mod rng;
 
 use std::cell::Cell;
 
-pub use chol::{CholError, Cholesky};
+pub use chol::{CholError, Cholesky, solve_lower_t};
 pub use kernels::{axpy, dot, gemm, gemv, nrm2, scal, sum, syrk, trsm_rows};
 pub use rng::DetRng;
 

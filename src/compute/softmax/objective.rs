@@ -144,6 +144,38 @@ impl SoftmaxProblem {
         h
     }
 
+    /// The Gauss–Newton matrix `G = Jᵀdiag(m)J + Aᵀdiag(w²)A` formed exactly from one
+    /// weighted Gram of `A` and a rank-2 correction, without building `J`: with `q = Aᵀv`,
+    /// `r = Aᵀ(m∘v∘f)` and `σ = Σ mᵢfᵢ²`, `G = Aᵀdiag(m∘v²/α² + w²)A + (σ qqᵀ − rqᵀ − qrᵀ)/α²`
+    /// (expanding `Jᵢ = (vᵢaᵢ − fᵢq)/α`; SOLVERS.md §0.4). Half the Gram work of the
+    /// stacked factor `[m∘J; diag(w)A]` when the task has a regulariser.
+    pub(super) fn gn_gram(&self, ev: &Eval) -> Mat {
+        let (n, d) = (self.n(), self.a.cols());
+        let t = &ev.main;
+        let mask = self.main_mask();
+        let inv_a2 = 1.0 / (t.alpha * t.alpha);
+        count_flops(6 * n as u64);
+        let mut weights = vec![0.0; n];
+        let mut mvf = vec![0.0; n];
+        let mut mf = vec![0.0; n];
+        for i in 0..n {
+            let mi = mask.as_ref().map_or(1.0, |m| m[i]);
+            let v = t.phi.v[i];
+            weights[i] = (mi * v * v).mul_add(inv_a2, self.w2[i]);
+            mvf[i] = mi * v * t.f[i];
+            mf[i] = mi * t.f[i];
+        }
+        let mut h = Mat::zeros(d, d);
+        det::syrk(self.a.view(), Some(&weights), &mut h);
+        let mut q = vec![0.0; d];
+        let mut r = vec![0.0; d];
+        det::gemv(self.a.t(), &t.phi.v, &mut q, false);
+        det::gemv(self.a.t(), &mvf, &mut r, false);
+        let sigma = det::dot(&mf, &t.f);
+        add_rank2(&mut h, inv_a2, sigma, &q, &r);
+        h
+    }
+
     /// Rows of the Gauss–Newton factor `M = [m∘J; diag(w) A]` (the regulariser rows only
     /// when the task has one), `J = (diag(v) A - f (vᵀA))/α`.
     pub(super) fn gn_rows(&self, ev: &Eval) -> Mat {

@@ -1,10 +1,19 @@
-//! The softmax family's mining step (DESIGN.md §3.2, v2) and its price.
+//! The softmax family's mining step (DESIGN.md §3.2, v2; §3.4) and its price.
 //!
-//! One ticket: perturb (tag 10) and project onto the box; objective and gradient; the
-//! Gauss–Newton factor; CountSketch leverage scores (tag 2); `K = 8d` rows drawn by
-//! leverage (tag 1); `H̃ = SᵀS [+ 2γ/ℓ₁³ g₁g₁ᵀ]` with a fixed ridge; the direction
-//! `H̃⁻¹∇L`; every one of the [`LINE_SEARCH_CANDIDATES`] step lengths evaluated (projected
-//! onto the box), the best satisfying Armijo taken. [R] SOLVERS.md §0.5 item 3.
+//! One ticket ([`TICKET_RULE`], exact Gauss–Newton): perturb (tag 10) and project onto
+//! the box; objective and gradient; the Gauss–Newton matrix `H = Jᵀdiag(m)J +
+//! Aᵀdiag(w²)A [+ 2γ/ℓ₁³ g₁g₁ᵀ]` formed exactly (one weighted Gram of `A` and a rank-2
+//! term), with a fixed ridge; the direction `H⁻¹∇L`; every one of the
+//! [`LINE_SEARCH_CANDIDATES`] step lengths [`step_length`] evaluated (projected onto the
+//! box), the best satisfying Armijo taken. [R] SOLVERS.md §0.5 items 2–3 with the
+//! Gauss–Newton matrix formed exactly.
+//!
+//! Why exact: measured by `gradientcoin bench mining` (chained tickets from `x = 0` to
+//! the target against the off-chain `solve`), exact Gauss–Newton reaches the target in a
+//! handful of steps, while the sampled rules ([`StepRule::CountSketchSampled`], the v2
+//! step of issue 8, and [`StepRule::JlSampled`]) converge linearly and need several times
+//! the flops. The sampled rules stay here as the measured alternatives; only
+//! [`TICKET_RULE`] is consensus.
 //!
 //! # Consensus
 //! The transcript absorbs, in this order: the perturbed iterate's objective, its
@@ -14,12 +23,47 @@
 //! a non-finite value or a failed factorisation is an error, never a cheap output.
 
 use super::objective::add_rank1;
-use super::{ARMIJO_C1, LINE_SEARCH_CANDIDATES, SAMPLE_BETA, SKETCH_ROWS_PER_DIM, SoftmaxProblem};
+use super::{ARMIJO_C1, LINE_SEARCH_CANDIDATES, LINE_SEARCH_SHRINK_LOG2, SAMPLE_BETA, SKETCH_ROWS_PER_DIM, SoftmaxProblem};
 use crate::compute::copyright::CopyrightVariant;
 use crate::compute::det::{self, Cholesky, Mat, count_flops};
 use crate::compute::nmr::Phi;
 use crate::compute::problem::{FLOPS_PER_MWU, Params, Problem, ProblemError, Stage, StepOutput, Transcript, perturb};
 use crate::compute::sketch;
+
+/// How a ticket step builds its curvature matrix (DESIGN.md §3.4: the ticket step is the
+/// deterministic step most useful per flop, chosen by measurement).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepRule {
+    /// `H = MᵀM` formed exactly (`rows·d²` flops): the consensus ticket step.
+    ExactGaussNewton,
+    /// `K = 8d` rows of `M` drawn by CountSketch leverage scores (`||L⁻¹mᵢ||²` for every
+    /// row, `rows·d²` flops of triangular solves): the issue-8 step, measured only.
+    CountSketchSampled,
+    /// `K = 8d` rows drawn by JL-approximated leverage scores (Drineas et al. 2012:
+    /// `||mᵢ L⁻ᵀ Π||²` with a `d x` [`sketch::JL_COLS`] sign matrix, `rows·d·k` flops):
+    /// measured only.
+    JlSampled,
+}
+
+impl StepRule {
+    /// Every rule, the consensus one first.
+    pub const ALL: [StepRule; 3] = [StepRule::ExactGaussNewton, StepRule::CountSketchSampled, StepRule::JlSampled];
+
+    /// Stable lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            StepRule::ExactGaussNewton => "exact-gauss-newton",
+            StepRule::CountSketchSampled => "countsketch-sampled",
+            StepRule::JlSampled => "jl-sampled",
+        }
+    }
+}
+
+/// The rule of every consensus ticket step of the family.
+pub const TICKET_RULE: StepRule = StepRule::ExactGaussNewton;
+
+/// The perturbation floor as a fraction of the iterate box's half-width (`2^-10`).
+pub const PERTURB_FLOOR_OF_BOX: f64 = 1.0 / 1024.0;
 
 /// Fixed per-step overhead in priced flops (allocation, the transcript's SHA-256, the
 /// random streams' set-up), added to every step's price so small shapes pay for it;
@@ -49,14 +93,12 @@ pub struct StepShape {
 pub struct FlopClasses {
     /// Evaluations of φ (the exponentials), counted as [`crate::compute::nmr::EXP_FLOPS`] each.
     pub transcendental: u64,
-    /// Other per-row (and per-sample) scalar passes: residuals, normalisations, scans.
+    /// Other per-row scalar passes: residuals, normalisations, scans.
     pub elementwise: u64,
     /// Matrix-vector work, O(n·d): products with `A`, building the Gauss–Newton rows.
     pub level2: u64,
-    /// Gram matrices (`syrk` of the sketch and of the sampled rows), O(s·d²).
+    /// The Gauss–Newton Gram matrix (`syrk` of every row of `M`), O(rows·d²).
     pub gram: u64,
-    /// Triangular solves of every row for the leverage scores, O(n·d²).
-    pub trsm: u64,
     /// Factorisations and small dense solves, O(d³).
     pub factor: u64,
 }
@@ -64,18 +106,14 @@ pub struct FlopClasses {
 impl FlopClasses {
     /// Every flop, unweighted (compared with the kernels' own count in tests).
     pub fn total(&self) -> u64 {
-        self.transcendental + self.elementwise + self.level2 + self.gram + self.trsm + self.factor
+        self.transcendental + self.elementwise + self.level2 + self.gram + self.factor
     }
 }
 
-/// Flops of one step of a task of this shape, by formula and class (leading terms of
-/// every kernel and elementwise pass the step performs).
+/// Flops of one consensus step ([`TICKET_RULE`]) of a task of this shape, by formula and
+/// class (leading terms of every kernel and elementwise pass the step performs).
 pub fn step_flop_classes(shape: &StepShape) -> FlopClasses {
     let (n, d) = (shape.n as u64, shape.d as u64);
-    let has_reg = shape.has_reg;
-    let rows = if has_reg { 2 * n } else { n };
-    let s = (SKETCH_ROWS_PER_DIM as u64 * d).min(rows);
-    let k = SAMPLE_BETA as u64 * d;
     let phi = shape.phi.eval_flops(1);
     let cr = shape.copyright;
     let n1 = cr.map_or(0, |c| c.1 as u64);
@@ -99,23 +137,15 @@ pub fn step_flop_classes(shape: &StepShape) -> FlopClasses {
         c.elementwise += 4 * m + 2 * n;
         c.level2 += 2 * n * d;
     }
-    // Gauss–Newton rows.
-    c.level2 += 6 * n * d + if has_reg { n * d } else { 0 };
-    c.elementwise += if has_reg { n } else { 0 };
-    // CountSketch, its Gram and factor; leverage scores.
-    c.level2 += 2 * rows * d + 2 * rows * d + d;
-    c.elementwise += 2 * rows;
-    c.gram += s * d * (d + 1);
-    c.factor += d * d * d / 3;
-    c.trsm += rows * d * d;
-    // Row sampling and the sampled Gram.
-    let halvings = (u64::BITS - rows.saturating_sub(1).leading_zeros()) as u64;
-    c.elementwise += k * (2 + halvings);
-    c.level2 += 2 * k * d;
-    c.gram += k * d * (d + 1);
+    // The Gauss–Newton matrix: weights, one weighted Gram of A, q and r, the rank-2 term.
+    c.elementwise += 8 * n;
+    c.gram += n * d * (d + 1) + n * d;
+    c.level2 += 4 * n * d;
+    c.factor += 4 * d * (d + 1);
     // Ridge, factor, solve, (rank-1 term), the direction's dot product.
-    c.factor += d * d * d / 3 + 2 * d * d + if cr.is_some() { 2 * d * d } else { 0 };
-    c.level2 += 3 * d;
+    c.elementwise += d;
+    c.factor += d * d * d / 3 + 2 * d * d + if cr.is_some() { d * (d + 1) } else { 0 };
+    c.level2 += 2 * d;
     // Candidates (axpy and projection) and the perturbation with its projection.
     c.level2 += LINE_SEARCH_CANDIDATES as u64 * 4 * d + 5 * d;
     c
@@ -134,7 +164,7 @@ pub fn step_flops(shape: &StepShape) -> u64 {
 /// itself stays unweighted. The fit is ill-conditioned (several classes grow together
 /// with n·d), so the weights are a good price, not a measurement of each class.
 pub const CLASS_WEIGHTS_16: FlopClasses =
-    FlopClasses { transcendental: 241, elementwise: 10, level2: 45, gram: 4, trsm: 16, factor: 524 };
+    FlopClasses { transcendental: 241, elementwise: 10, level2: 45, gram: 16, factor: 524 };
 
 /// The price of one step of this shape in mWU: the flop classes weighted by
 /// [`CLASS_WEIGHTS_16`], plus the fixed overhead, rounded up. Integer arithmetic only.
@@ -148,7 +178,6 @@ pub fn step_cost_mwu(shape: &StepShape) -> u64 {
         + c.elementwise * w.elementwise
         + c.level2 * w.level2
         + c.gram * w.gram
-        + c.trsm * w.trsm
         + c.factor * w.factor)
         .div_ceil(16);
     (weighted + STEP_OVERHEAD_FLOPS).div_ceil(FLOPS_PER_MWU)
@@ -165,28 +194,49 @@ impl SoftmaxProblem {
         x
     }
 
-    /// The v2 ticket step (module docs), absorbing its stages into `transcript`.
+    /// The consensus ticket step (module docs), absorbing its stages into `transcript`.
     pub fn ticket_step(
         &self,
+        x: &Params,
+        seed: &[u8; 32],
+        transcript: Transcript,
+    ) -> Result<(StepOutput, Vec<Stage>), ProblemError> {
+        self.step_with(TICKET_RULE, x, seed, transcript)
+    }
+
+    /// One ticket step by `rule` (only [`TICKET_RULE`] is consensus; the others are the
+    /// measured alternatives of `bench mining`).
+    pub fn step_with(
+        &self,
+        rule: StepRule,
         x: &Params,
         seed: &[u8; 32],
         mut transcript: Transcript,
     ) -> Result<(StepOutput, Vec<Stage>), ProblemError> {
         self.check_iterate(x)?;
         let d = self.dim();
-        let x = self.project(perturb(&x.0, seed));
+        let x = self.project(perturb(&x.0, seed, self.perturbation_floor()));
         let ev = self.eval(&x)?;
         let (g, g1) = self.gradient(&ev);
         check_finite("gradient", &g)?;
         transcript.scalar(ev.value);
         transcript.vector(&g);
-        let m = self.gn_rows(&ev);
-        let sketch_rows = (SKETCH_ROWS_PER_DIM * d).min(m.rows());
-        let lev = sketch::countsketch_leverage(&m, sketch_rows, seed)?;
-        let s = sketch::sample_rows(&m, &lev, SAMPLE_BETA * d, seed)
-            .map_err(|e| ProblemError::Degenerate { what: "sum of leverage scores", value: e.total })?;
         let mut h = Mat::zeros(d, d);
-        det::syrk(s.view(), None, &mut h);
+        match rule {
+            StepRule::ExactGaussNewton => h = self.gn_gram(&ev),
+            StepRule::CountSketchSampled | StepRule::JlSampled => {
+                let m = self.gn_rows(&ev);
+                let sketch_rows = (SKETCH_ROWS_PER_DIM * d).min(m.rows());
+                let lev = if rule == StepRule::JlSampled {
+                    sketch::jl_leverage(&m, sketch_rows, seed)?
+                } else {
+                    sketch::countsketch_leverage(&m, sketch_rows, seed)?
+                };
+                let s = sketch::sample_rows(&m, &lev, SAMPLE_BETA * d, seed)
+                    .map_err(|e| ProblemError::Degenerate { what: "sum of leverage scores", value: e.total })?;
+                det::syrk(s.view(), None, &mut h);
+            }
+        }
         if let (Some(c), Some(g1), Some(l1)) = (&self.copyright, &g1, ev.l1()) {
             add_rank1(&mut h, 2.0 * c.spec.gamma / (l1 * l1 * l1), g1);
         }
@@ -197,7 +247,7 @@ impl SoftmaxProblem {
         let slope = det::dot(&g, &dir);
         let mut best: Option<(usize, f64, Vec<f64>)> = None;
         for j in 0..LINE_SEARCH_CANDIDATES {
-            let t = 1.0 / (1u64 << j) as f64;
+            let t = step_length(j);
             count_flops(2 * d as u64);
             let cand = self.project(x.iter().zip(&dir).map(|(xi, di)| (-t).mul_add(*di, *xi)).collect());
             // A candidate outside the map's domain (α <= 0, a vanishing protected loss)
@@ -214,6 +264,14 @@ impl SoftmaxProblem {
         let (digest, stages) = transcript.finish_with_log();
         Ok((StepOutput { params: Params(params), objective, digest }, stages))
     }
+}
+
+/// The `j`-th candidate step length, `2^(-LINE_SEARCH_SHRINK_LOG2·j)`.
+///
+/// # Consensus
+/// Part of every ticket step.
+pub fn step_length(j: usize) -> f64 {
+    1.0 / (1u64 << (LINE_SEARCH_SHRINK_LOG2 * j)) as f64
 }
 
 /// A non-finite stage result is an error (DESIGN.md §3.2).

@@ -362,6 +362,29 @@ fn step_is_deterministic_per_seed_and_differs_between_seeds() {
     }
 }
 
+/// Regression: with a deterministic step, DESIGN.md's perturbation floor of 2^-20 moved
+/// `z` by ~2^-60 at `x = 0` (every task's start), below the rounding of `e^z`, so every
+/// seed gave the same gradient, direction and output: one step served every nonce.
+#[test]
+fn a_step_from_the_start_differs_in_every_expensive_stage_between_seeds() {
+    for phi in [Phi::Softmax, Phi::ResnetSoftmax] {
+        for scale in [0.5, 1e-6] {
+            let (a, b, _) = Synthetic { n: 400, d: 12, seed: 4, scale }.generate(phi).unwrap();
+            let p = SoftmaxProblem::new(phi, a, b, SoftmaxOptions::default()).unwrap();
+            let (conv, _) = p.solve(&SolveOpts::default(), &mut |_| {}).unwrap();
+            for x in [p.init(), conv] {
+                let run = |seed: u8| p.ticket_step(&x, &[seed; 32], Transcript::recording(p.kind())).unwrap();
+                let ((o1, s1), (o2, s2)) = (run(1), run(2));
+                // objective, gradient, direction: each stage's bits depend on the seed.
+                for k in 0..3 {
+                    assert_ne!(s1[k], s2[k], "{phi:?} scale {scale} stage {k}");
+                }
+                assert_ne!(o1.params, o2.params, "{phi:?} scale {scale}");
+            }
+        }
+    }
+}
+
 #[test]
 fn the_output_hash_commits_to_every_stage_of_the_transcript() {
     for phi in [Phi::Softmax, Phi::ResnetSoftmax] {
@@ -396,7 +419,7 @@ fn perturbation_then_projection_stays_in_the_box() {
     let (p, _) = planted(Phi::Softmax, 300, 8, 2);
     let b = p.x_bound();
     let corner = Params(vec![b; 8]);
-    let y = p.project(perturb(&corner.0, &[5u8; 32]));
+    let y = p.project(perturb(&corner.0, &[5u8; 32], p.perturbation_floor()));
     assert!(y.iter().all(|v| v.abs() <= b));
     assert!(p.step(&corner, &[5u8; 32]).is_ok());
     let outside = Params(vec![2.0 * b; 8]);
