@@ -35,6 +35,9 @@ pub struct IndexEntry {
     pub status: BlockStatus,
     /// Arrival order (ties in work go to the lower).
     pub seq: u64,
+    /// The time of this block's ancestor at height 1 (itself at height 1; 0 for genesis):
+    /// the ASERT anchor of its descendants (DESIGN.md §6).
+    pub block_one_time: u64,
 }
 
 impl IndexEntry {
@@ -88,6 +91,7 @@ impl BlockIndex {
             chainwork: chainwork(target).to_be_bytes(),
             status: BlockStatus::Valid,
             seq: 0,
+            block_one_time: 0,
         };
         BlockIndex { entries: HashMap::from([(hash, entry)]), genesis: hash, next_seq: 1 }
     }
@@ -145,6 +149,7 @@ impl BlockIndex {
             chainwork: work.to_be_bytes(),
             status,
             seq: self.next_seq,
+            block_one_time: if parent.height == 0 { header.time } else { parent.block_one_time },
         };
         self.next_seq += 1;
         self.entries.insert(hash, entry);
@@ -215,7 +220,12 @@ impl BlockIndex {
             cur = (ce.height > 0).then_some(ce.header.prev);
         }
         times.sort_unstable();
-        Some(ParentContext { height: e.height, time: e.header.time, median_time_past: times[times.len() / 2] })
+        Some(ParentContext {
+            height: e.height,
+            time: e.header.time,
+            median_time_past: times[times.len() / 2],
+            block_one_time: (e.height > 0).then_some(e.block_one_time),
+        })
     }
 
     /// The best candidate tip: most chainwork among blocks not marked invalid, the

@@ -132,9 +132,9 @@ impl ChainParams {
         self.asert.max_target
     }
 
-    /// The ASERT anchor (block 1 at the max target, measured from the genesis time).
-    pub fn anchor(&self) -> Anchor {
-        Anchor::block_one(&self.asert, self.genesis.header.time)
+    /// The ASERT anchor of a chain whose block 1 is dated `block_one_time` (DESIGN.md §6).
+    pub fn anchor(&self, block_one_time: u64) -> Anchor {
+        Anchor::block_one(&self.asert, block_one_time)
     }
 
     /// The genesis hash.

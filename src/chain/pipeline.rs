@@ -386,6 +386,7 @@ impl<S: BlockStore> Chain<S> {
         }
         times.reverse();
         let (mut parent_hash, mut parent_height) = (first.prev, fork.height);
+        let mut block_one_time = (fork.height > 0).then_some(fork.block_one_time);
         let mut work = U256::ZERO;
         for h in headers {
             if h.prev != parent_hash {
@@ -400,6 +401,7 @@ impl<S: BlockStore> Chain<S> {
                 height: parent_height,
                 time: *times.last().expect("the fork point's time is in the window"),
                 median_time_past: window[window.len() / 2],
+                block_one_time,
             };
             check_header_context(h, &ctx, now, &self.params)?;
             let target = crate::chain::target::target_from_bits(h.bits)?;
@@ -407,6 +409,7 @@ impl<S: BlockStore> Chain<S> {
             times.push(h.time);
             parent_hash = h.hash();
             parent_height += 1;
+            block_one_time = block_one_time.or(Some(h.time));
         }
         Ok(work)
     }

@@ -321,15 +321,17 @@ pub struct Anchor {
     pub height: u64,
     /// The anchor block's target: the network's max target.
     pub target: U256,
-    /// Timestamp of the anchor block's parent (the genesis time).
+    /// The schedule's time of the anchor block's parent: block 1's own time minus one
+    /// spacing (not the genesis time: a chain started days after its genesis timestamp
+    /// would be "behind schedule" and stay at the max target for months).
     pub parent_time: u64,
 }
 
 impl Anchor {
-    /// The anchor every network uses (DESIGN.md §6): block 1, at the max target, measured
-    /// from the genesis block's time.
-    pub const fn block_one(params: &AsertParams, genesis_time: u64) -> Anchor {
-        Anchor { height: 1, target: params.max_target, parent_time: genesis_time }
+    /// The anchor every network uses (DESIGN.md §6): block 1, at the max target, with
+    /// parent time `block_one_time − spacing`.
+    pub const fn block_one(params: &AsertParams, block_one_time: u64) -> Anchor {
+        Anchor { height: 1, target: params.max_target, parent_time: block_one_time.saturating_sub(params.spacing) }
     }
 }
 

@@ -350,11 +350,23 @@ pub struct ParentContext {
     pub time: u64,
     /// Median of the times of the parent and up to 10 of its ancestors.
     pub median_time_past: u64,
+    /// The time of the parent's ancestor at height 1 (the ASERT anchor); `None` when the
+    /// parent is the genesis block.
+    pub block_one_time: Option<u64>,
 }
 
 /// The bits a child of `parent` must carry (ASERT).
+///
+/// # Consensus
+/// DESIGN.md §6: block 1 is at the max target; every later block follows ASERT anchored
+/// at block 1 of its own chain, `{height 1, max target, parent time = block 1's time −
+/// spacing}`, so a chain started long after its genesis timestamp is on schedule from
+/// its first block.
 pub fn required_bits(parent: &ParentContext, params: &ChainParams) -> u32 {
-    let t = next_target(&params.anchor(), parent.height, parent.time, &params.asert);
+    let t = match parent.block_one_time {
+        None => params.max_target(),
+        Some(time) => next_target(&params.anchor(time), parent.height, parent.time, &params.asert),
+    };
     crate::chain::target::bits_from_target(t)
 }
 

@@ -210,6 +210,9 @@ pub enum TaskError {
         /// Its value.
         value: f64,
     },
+    /// The target score is not a positive finite number.
+    #[error("target score {0} must be a positive number: scores are never below 0, so the task could never be solved")]
+    TargetNotPositive(f64),
     /// The shape is below the kind's minimum.
     #[error(
         "task data is {rows}x{cols}: the minimum shape is {min_rows} rows, {min_cols} columns, and at least 4 rows per column"
@@ -332,8 +335,10 @@ impl TaskSpec {
         if !(0.0..=MAX_REG_LAMBDA).contains(&self.reg_lambda) {
             return Err(TaskError::BadValue { what: "regulariser lambda", value: self.reg_lambda });
         }
-        if !self.target_score.is_finite() {
-            return Err(TaskError::BadValue { what: "target score", value: self.target_score });
+        // DESIGN.md §3: scores are >= 0, so a target of 0 (or less) is unreachable and
+        // would only hold its bounty (and, before the miner's stall rule, its miners).
+        if !(self.target_score > 0.0 && self.target_score.is_finite()) {
+            return Err(TaskError::TargetNotPositive(self.target_score));
         }
         if let Some(c) = &self.copyright {
             if !(0.0..=MAX_COPYRIGHT_GAMMA).contains(&c.gamma) {
@@ -563,8 +568,10 @@ mod tests {
             ..synthetic(1, 1)
         };
         assert!(matches!(bad_shape.admit(&limits()), Err(TaskError::Shape(_))));
-        let nan_target = TaskSpec { target_score: f64::NAN, ..synthetic(40, 2) };
-        assert!(matches!(nan_target.admit(&limits()), Err(TaskError::BadValue { .. })));
+        for bad in [f64::NAN, 0.0, -1e-9, f64::INFINITY] {
+            let spec = TaskSpec { target_score: bad, ..synthetic(40, 2) };
+            assert!(matches!(spec.admit(&limits()), Err(TaskError::TargetNotPositive(_))), "{bad}");
+        }
         let bad_rows = TaskSpec {
             copyright: Some(CopyrightSpec { rows: vec![50], gamma: 0.1, variant: CopyrightVariant::All }),
             ..synthetic(40, 2)
