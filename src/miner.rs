@@ -1,8 +1,10 @@
 //! Mining: block templates and the ticket loop. One ticket is one solver step, so hash
-//! power is solver throughput (DESIGN.md §3).
+//! power is solver throughput (DESIGN.md §3); and mining is training (§3.4): the threads
+//! chain their steps from the miner's own iterate of each task, adopting every output that
+//! lowers it, and share their steps among a job's tasks in proportion to their weights.
 //!
-//! This is the plain single-threaded loop; it decides nothing about validity (the template
-//! follows `chain`'s rules and the node re-validates what it mines).
+//! It decides nothing about validity (the template follows `chain`'s rules and the node
+//! re-validates what it mines) and nothing about which tasks to mine (the node's policy).
 
 use crate::chain::address::Address;
 use crate::chain::amount::{Amount, AmountError, subsidy};
@@ -13,7 +15,7 @@ use crate::chain::state::{State, StateError, StateView};
 use crate::chain::target::{U256, target_from_bits};
 use crate::chain::tx::{Transaction, TxOut};
 use crate::chain::validate::{ParentContext, effective_target, required_bits};
-use crate::compute::problem::{Params, Problem};
+use crate::compute::problem::{Params, Problem, StepOutput};
 use crate::hash::{Hash256, merkle_root};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -172,18 +174,135 @@ impl Template {
     }
 }
 
-/// Nonces a miner thread claims at a time: small enough that a new job is picked up within
-/// a few steps, large enough that the shared counter is not contended.
-const NONCE_CHUNK: u64 = 4;
+/// The miner's own iterate of one task, shared by its threads (DESIGN.md §3.4): every
+/// step starts from it, and a step's output replaces it when its objective is lower.
+pub struct SharedIterate {
+    inner: Mutex<Iterate>,
+}
 
-/// What receives a found block: `(job generation, block, the step's output)`.
-pub type OnBlock = dyn Fn(u64, Block, Params) + Send + Sync;
+/// A point and its objective.
+#[derive(Clone, Debug)]
+pub struct Iterate {
+    /// The parameters.
+    pub params: Params,
+    /// Their params hash (a header's `input_hash` when stepped from).
+    pub hash: Hash256,
+    /// Their objective (the task's score).
+    pub objective: f64,
+}
+
+impl SharedIterate {
+    /// Starts at `params` with objective `objective`.
+    pub fn new(params: Params, objective: f64) -> SharedIterate {
+        let hash = params.hash();
+        SharedIterate { inner: Mutex::new(Iterate { params, hash, objective }) }
+    }
+
+    /// The current point.
+    pub fn get(&self) -> Iterate {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The current objective.
+    pub fn objective(&self) -> f64 {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).objective
+    }
+
+    /// Adopts `params` if `objective` is lower than the current one; true if adopted.
+    pub fn offer(&self, params: &Params, objective: f64) -> bool {
+        let mut it = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if objective < it.objective {
+            *it = Iterate { params: params.clone(), hash: params.hash(), objective };
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Replaces the point unconditionally (the chain's best is better than ours).
+    pub fn reset(&self, params: Params, objective: f64) {
+        let hash = params.hash();
+        *self.inner.lock().unwrap_or_else(|p| p.into_inner()) = Iterate { params, hash, objective };
+    }
+}
+
+/// One task of a mining job: its template, the shared iterate its steps chain from, its
+/// share of the steps, and the score that solves it (when it pays a bounty).
+pub struct TaskJob {
+    /// The template (its `work.input_hash` is set per step from the iterate).
+    pub template: Template,
+    /// The miner's iterate of the task.
+    pub iterate: Arc<SharedIterate>,
+    /// Relative share of the steps (bounty per WU).
+    pub weight: f64,
+    /// A step whose output scores at most this solves the task (it pays a bounty).
+    pub solves_at: Option<f64>,
+}
+
+/// What a miner thread reports.
+pub enum MinerEvent {
+    /// A step's hash met its target: `(job generation, block, the step's output)`.
+    Block {
+        /// The job's generation.
+        generation: u64,
+        /// The block.
+        block: Block,
+        /// The step's output.
+        output: Params,
+    },
+    /// The miner's iterate of `task` now meets its target (it pays a bounty).
+    TargetMet {
+        /// The job's generation.
+        generation: u64,
+        /// The task.
+        task: Hash256,
+        /// The solving point.
+        params: Params,
+    },
+}
+
+/// What receives the miner threads' events.
+pub type OnEvent = dyn Fn(MinerEvent) + Send + Sync;
+
+impl Template {
+    /// One chained ticket: the step of `nonce` from `input` (the header's `input_hash`
+    /// set to it); the block too if its hash meets `target * cost`.
+    pub fn step_from(&self, input: &Iterate, nonce: u64) -> Option<(StepOutput, Option<Block>)> {
+        let mut header = self.header;
+        header.nonce = nonce;
+        header.work.input_hash = input.hash;
+        let out = self.problem.step(&input.params, &header.ticket_seed()).ok()?;
+        header.work.output_hash = out.output_hash();
+        let block = (header.pow_value() <= self.effective_target).then(|| Block {
+            header,
+            witness: WorkWitness { input_params: input.params.0.clone() },
+            txs: self.txs.clone(),
+        });
+        Some((out, block))
+    }
+}
 
 /// The current job of the miner threads.
 struct Job {
-    template: Arc<Template>,
+    tasks: Vec<TaskJob>,
     generation: u64,
     next_nonce: AtomicU64,
+    /// Stride scheduling: each task's pass; the next step goes to the lowest, which then
+    /// advances by `1 / weight`, so steps are shared in proportion to the weights.
+    passes: Mutex<Vec<f64>>,
+}
+
+impl Job {
+    fn next_task(&self) -> usize {
+        let mut passes = self.passes.lock().unwrap_or_else(|p| p.into_inner());
+        let (i, _) = passes
+            .iter()
+            .enumerate()
+            .min_by(|a, b| a.1.total_cmp(b.1))
+            .expect("a job has at least one task");
+        passes[i] += 1.0 / self.tasks[i].weight;
+        i
+    }
 }
 
 struct Shared {
@@ -192,45 +311,52 @@ struct Shared {
     generation: AtomicU64,
     stop: AtomicBool,
     steps: AtomicU64,
+    adopted: AtomicU64,
 }
 
-/// Mining threads working on one template at a time. A new template (a new tip, new
-/// transactions) replaces the job at once: threads notice within [`NONCE_CHUNK`] steps and
-/// abandon the stale work.
+/// Mining threads chaining steps of the tasks of one job (DESIGN.md §3.4). A new job (a
+/// new tip, new transactions) replaces the old at once: each thread notices at its next
+/// step. The iterates outlive jobs: the node hands the same ones to the next job.
 pub struct MinerPool {
     shared: Arc<Shared>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl MinerPool {
-    /// Starts `threads` idle miner threads; `on_block` receives every block found with the
-    /// generation of the job it solves (so stale finds can be told apart) and the step's
-    /// output.
-    pub fn start(threads: usize, on_block: Arc<OnBlock>) -> MinerPool {
+    /// Starts `threads` idle miner threads reporting to `on_event`.
+    pub fn start(threads: usize, on_event: Arc<OnEvent>) -> MinerPool {
         let shared = Arc::new(Shared {
             job: Mutex::new(None),
             wake: Condvar::new(),
             generation: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             steps: AtomicU64::new(0),
+            adopted: AtomicU64::new(0),
         });
         let threads = (0..threads.max(1))
             .map(|i| {
                 let shared = shared.clone();
-                let on_block = on_block.clone();
+                let on_event = on_event.clone();
                 std::thread::Builder::new()
                     .name(format!("gc-miner-{i}"))
-                    .spawn(move || miner_thread(&shared, on_block.as_ref()))
+                    .spawn(move || miner_thread(&shared, on_event.as_ref()))
                     .expect("spawning a miner thread")
             })
             .collect();
         MinerPool { shared, threads }
     }
 
-    /// Replaces the job (all threads switch to it); returns its generation.
-    pub fn set_job(&self, template: Template) -> u64 {
+    /// Replaces the job (all threads switch to it); returns its generation. Tasks with a
+    /// weight that is not positive and finite get none of the steps; an empty job pauses.
+    pub fn set_job(&self, tasks: Vec<TaskJob>) -> u64 {
+        let tasks: Vec<TaskJob> = tasks.into_iter().filter(|t| t.weight > 0.0 && t.weight.is_finite()).collect();
+        if tasks.is_empty() {
+            self.clear_job();
+            return self.generation();
+        }
         let generation = self.shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        let job = Arc::new(Job { template: Arc::new(template), generation, next_nonce: AtomicU64::new(0) });
+        let passes = Mutex::new(vec![0.0; tasks.len()]);
+        let job = Arc::new(Job { tasks, generation, next_nonce: AtomicU64::new(0), passes });
         *self.shared.job.lock().unwrap_or_else(|p| p.into_inner()) = Some(job);
         self.shared.wake.notify_all();
         generation
@@ -247,9 +373,14 @@ impl MinerPool {
         self.shared.generation.load(Ordering::SeqCst)
     }
 
-    /// Steps (tickets) tried since start, over all threads.
+    /// Steps (tickets) computed since start, over all threads.
     pub fn steps(&self) -> u64 {
         self.shared.steps.load(Ordering::Relaxed)
+    }
+
+    /// Steps whose output the miner adopted (it lowered its iterate's objective).
+    pub fn adopted(&self) -> u64 {
+        self.shared.adopted.load(Ordering::Relaxed)
     }
 
     /// Number of threads.
@@ -269,7 +400,7 @@ impl Drop for MinerPool {
     }
 }
 
-fn miner_thread(shared: &Shared, on_block: &OnBlock) {
+fn miner_thread(shared: &Shared, on_event: &OnEvent) {
     loop {
         let job = {
             let mut guard = shared.job.lock().unwrap_or_else(|p| p.into_inner());
@@ -284,12 +415,28 @@ fn miner_thread(shared: &Shared, on_block: &OnBlock) {
             }
         };
         while job.generation == shared.generation.load(Ordering::SeqCst) && !shared.stop.load(Ordering::SeqCst) {
-            let start = job.next_nonce.fetch_add(NONCE_CHUNK, Ordering::Relaxed);
-            for nonce in start..start + NONCE_CHUNK {
+            let task = &job.tasks[job.next_task()];
+            let nonce = job.next_nonce.fetch_add(1, Ordering::Relaxed);
+            let input = task.iterate.get();
+            let Some((out, block)) = task.template.step_from(&input, nonce) else {
+                // Outside the step's domain (never for an admitted task in its box): no
+                // block can come from this point; count the work and go on.
                 shared.steps.fetch_add(1, Ordering::Relaxed);
-                if let Some((block, output)) = job.template.try_nonce_output(nonce) {
-                    on_block(job.generation, block, output);
+                continue;
+            };
+            shared.steps.fetch_add(1, Ordering::Relaxed);
+            if task.iterate.offer(&out.params, out.objective) {
+                shared.adopted.fetch_add(1, Ordering::Relaxed);
+                if task.solves_at.is_some_and(|t| out.objective <= t) {
+                    on_event(MinerEvent::TargetMet {
+                        generation: job.generation,
+                        task: task.template.header.work.task_id,
+                        params: out.params.clone(),
+                    });
                 }
+            }
+            if let Some(block) = block {
+                on_event(MinerEvent::Block { generation: job.generation, block, output: out.params });
             }
         }
     }
@@ -301,6 +448,12 @@ mod tests {
     use crate::chain::params::ChainParams;
     use crate::store::ChainStore;
     use std::sync::mpsc;
+
+    fn job(template: Template) -> TaskJob {
+        let objective = template.problem.certify(&template.input).unwrap().score;
+        let iterate = Arc::new(SharedIterate::new(template.input.clone(), objective));
+        TaskJob { template, iterate, weight: 1.0, solves_at: None }
+    }
 
     fn dev_template(chain: &mut ChainStore, payee: u8) -> Template {
         let t = chain.tip_entry().header.time + 1;
@@ -317,17 +470,19 @@ mod tests {
         let tx = Mutex::new(tx);
         let pool = MinerPool::start(
             2,
-            Arc::new(move |g, b, _out| {
-                let _ = tx.lock().unwrap().send((g, b));
+            Arc::new(move |e| {
+                if let MinerEvent::Block { generation, block, .. } = e {
+                    let _ = tx.lock().unwrap().send((generation, block));
+                }
             }),
         );
         assert_eq!(pool.threads(), 2);
-        let g1 = pool.set_job(dev_template(&mut chain, 1));
+        let g1 = pool.set_job(vec![job(dev_template(&mut chain, 1))]);
         let (g, b) = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("a dev block within seconds");
         assert_eq!(g, g1);
         assert!(chain.process_block(&b, now).is_ok(), "a pool block is valid");
         // A new job on the new tip: finds after the switch build on it.
-        let g2 = pool.set_job(dev_template(&mut chain, 2));
+        let g2 = pool.set_job(vec![job(dev_template(&mut chain, 2))]);
         let tip = chain.tip();
         let found = loop {
             let (g, b) = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("another block");

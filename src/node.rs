@@ -36,7 +36,7 @@ mod blocks;
 mod mining;
 pub mod p2p;
 
-pub use mining::{MiningInfo, choose_task};
+pub use mining::{MiningInfo, schedule_tasks};
 
 /// Requests queued for the node thread. Bounded: an RPC burst waits instead of growing
 /// memory without limit; 256 is far above what one RPC server issues at once.
@@ -163,6 +163,7 @@ enum Request {
     MiningStop(Reply<MiningInfo>),
     MiningInfo(Reply<MiningInfo>),
     Mined { generation: u64, block: Block, output: Params },
+    TargetMet { task: Hash256, params: Params },
     Replayed { block: Hash256, result: blocks::ReplayOutcome },
     MiningWake,
     Tx(Hash256, Reply<TxInfo>),
@@ -571,6 +572,7 @@ impl Node {
             Request::MiningStop(r) => drop(r.send(Ok(self.stop_mining()))),
             Request::MiningInfo(r) => drop(r.send(Ok(self.mining_info()))),
             Request::Mined { generation, block, output } => self.on_mined(generation, block, output),
+            Request::TargetMet { task, params } => self.on_target_met(task, params),
             Request::Replayed { block, result } => self.on_replayed(block, result),
             Request::MiningWake => self.on_mining_wake(),
             Request::Tx(txid, r) => drop(r.send(self.find_tx(txid))),

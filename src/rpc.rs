@@ -320,6 +320,13 @@ pub struct TaskView {
     pub best_score: f64,
     /// Height at which the best was set.
     pub best_height: u64,
+    /// Height at which the best last improved by the network's relative margin.
+    #[serde(default)]
+    pub improved_height: u64,
+    /// Open, but its best has not improved by the margin for the network's stall window:
+    /// miners skip it (DESIGN.md §3.4).
+    #[serde(default)]
+    pub stalled: bool,
     /// Height of the submitting block.
     pub created_height: u64,
     /// Last height at which it accepts work.
@@ -354,6 +361,8 @@ impl TaskView {
             target_score: t.target_score,
             best_score: t.best_score,
             best_height: t.best_height,
+            improved_height: t.improved_height,
+            stalled: t.is_stalled_at(tip + 1, crate::chain::params::stall_blocks_for(network)),
             created_height: t.created_height,
             expires_at_height: t.expires_at_height,
             creator: t.creator.map(|a| a.to_string_for(network)),
@@ -560,6 +569,12 @@ pub struct MiningView {
     pub task: Option<String>,
     /// Steps tried since mining started.
     pub steps: u64,
+    /// Steps whose output the miner adopted (the useful ones).
+    #[serde(default)]
+    pub steps_adopted: u64,
+    /// Every task being stepped, with its share of the steps.
+    #[serde(default)]
+    pub tasks: Vec<(String, f64)>,
     /// Recent steps per second.
     pub steps_per_sec: f64,
     /// Blocks mined into the chain.
@@ -583,6 +598,11 @@ impl MiningView {
             payout: m.payout.map(|a| a.to_string_for(network)),
             task: m.task.map(|t| t.to_string()),
             steps: m.steps,
+            steps_adopted: m.steps_adopted,
+            tasks: {
+                let total: f64 = m.tasks.iter().map(|t| t.1).sum();
+                m.tasks.iter().map(|(id, w)| (id.to_string(), w / total)).collect()
+            },
             steps_per_sec: m.steps_per_sec,
             blocks_found: m.blocks_found,
             held_updates: m.held_updates,

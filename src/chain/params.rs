@@ -49,10 +49,22 @@ pub struct ChainParams {
     pub task_limits: TaskLimits,
     /// A model update must improve a task's best score by this relative margin.
     pub min_relative_improvement: f64,
+    /// A task whose best has not improved by the margin in this many blocks is stalled
+    /// (DESIGN.md §3.4): miners skip it.
+    pub stall_blocks: u64,
     /// Default peer-to-peer port.
     pub p2p_port: u16,
     /// Default JSON-RPC port.
     pub rpc_port: u16,
+}
+
+/// The stall rule's window on `network` (DESIGN.md §3.4): a day of main-network blocks;
+/// 20 blocks (under two minutes) on the test and dev networks.
+pub const fn stall_blocks_for(network: Network) -> u64 {
+    match network {
+        Network::Main => 144,
+        _ => 20,
+    }
 }
 
 /// Cap on a task's step cost in mWU (2·10^8 flops of the cost formula): one replay stays
@@ -215,6 +227,7 @@ fn build(s: Setup) -> ChainParams {
             max_task_bytes_per_block: 8 << 20,
         },
         min_relative_improvement: 1e-6,
+        stall_blocks: stall_blocks_for(s.network),
         p2p_port: s.p2p_port,
         rpc_port: s.rpc_port,
     }

@@ -80,14 +80,66 @@ pub struct TaskState {
     pub best_score: f64,
     /// Height at which the best was set.
     pub best_height: u64,
+    /// Height at which the best last improved on [`TaskState::improved_score`] by the
+    /// network's relative margin (the stall rule's clock, DESIGN.md §3.4).
+    pub improved_height: u64,
+    /// The best score as of `improved_height`.
+    pub improved_score: f64,
     /// Life-cycle status.
     pub status: TaskStatus,
 }
 
 impl TaskState {
+    /// A new open task whose best is `params` scoring `score`, set at `height`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        spec_hash: Hash256,
+        creator: Option<Address>,
+        bounty: Amount,
+        target_score: f64,
+        expires_at_height: u64,
+        height: u64,
+        params: Vec<f64>,
+        score: f64,
+    ) -> TaskState {
+        TaskState {
+            spec_hash,
+            creator,
+            bounty,
+            target_score,
+            expires_at_height,
+            created_height: height,
+            best_params: params,
+            best_score: score,
+            best_height: height,
+            improved_height: height,
+            improved_score: score,
+            status: TaskStatus::Open,
+        }
+    }
+
     /// True when the task accepts work and model updates in a block at `height`.
     pub fn is_open_at(&self, height: u64) -> bool {
         self.status == TaskStatus::Open && height <= self.expires_at_height
+    }
+
+    /// Stalled at `height`: open, and its best has not improved by the relative margin
+    /// for more than `stall_blocks` blocks (DESIGN.md §3.4). Miners skip stalled tasks;
+    /// blocks and model updates for them stay valid.
+    pub fn is_stalled_at(&self, height: u64, stall_blocks: u64) -> bool {
+        self.is_open_at(height) && height.saturating_sub(self.improved_height) > stall_blocks
+    }
+
+    /// Records a new best (lower than the current one) at `height`, moving the stall clock
+    /// when it improves on `improved_score` by `margin` (relative).
+    fn record_best(&mut self, params: Vec<f64>, score: f64, height: u64, margin: f64) {
+        self.best_params = params;
+        self.best_score = score;
+        self.best_height = height;
+        if verify::improves(score, self.improved_score, margin) {
+            self.improved_height = height;
+            self.improved_score = score;
+        }
     }
 }
 
@@ -333,7 +385,8 @@ impl std::fmt::Debug for State {
 pub struct VerifiedWork {
     block: Hash256,
     output: StepOutput,
-    witness_certified: bool,
+    /// The witness's score when the replay certified it (it was not the stored best).
+    witness_score: Option<f64>,
 }
 
 impl VerifiedWork {
@@ -400,11 +453,12 @@ impl WorkCheck {
     /// # Consensus
     /// DESIGN.md §3.3 step 5: the loss certificate before the replay, the replay last.
     pub fn replay(&self) -> Result<VerifiedWork, StateError> {
-        if let Some(best) = self.certify_against {
-            verify::check_input(self.problem.as_ref(), &self.input, best)?;
-        }
+        let witness_score = match self.certify_against {
+            Some(best) => Some(verify::check_input(self.problem.as_ref(), &self.input, best)?),
+            None => None,
+        };
         let output = verify::replay(self.problem.as_ref(), &self.input, &self.seed, &self.output_hash)?;
-        Ok(VerifiedWork { block: self.block, output, witness_certified: self.certify_against.is_some() })
+        Ok(VerifiedWork { block: self.block, output, witness_score })
     }
 }
 
@@ -462,21 +516,9 @@ impl State {
         let problem = problems.get(&id, &params.public_task).map_err(StateError::Genesis)?;
         let init = problem.init();
         let score = verify::score(problem.as_ref(), &init)?;
-        s.tasks.insert(
-            id,
-            TaskState {
-                spec_hash: crate::hash::sha256d(&crate::chain::encode::encode(&params.public_task)),
-                creator: None,
-                bounty: Amount::ZERO,
-                target_score: params.public_task.target_score,
-                expires_at_height: u64::MAX,
-                created_height: 0,
-                best_params: init.0,
-                best_score: score,
-                best_height: 0,
-                status: TaskStatus::Open,
-            },
-        );
+        let spec_hash = crate::hash::sha256d(&crate::chain::encode::encode(&params.public_task));
+        let target = params.public_task.target_score;
+        s.tasks.insert(id, TaskState::new(spec_hash, None, Amount::ZERO, target, u64::MAX, 0, init.0, score));
         s.specs.insert(id, params.public_task.clone());
         Ok(s)
     }
@@ -654,16 +696,25 @@ impl State {
         // not include it, then the replayed output.
         let work = block.header.work;
         let check = self.check_work(block, height, problems)?;
-        if let (Some(best), false) = (check.certify_against, verified.witness_certified) {
-            verify::check_input(check.problem.as_ref(), &check.input, best)?;
-        }
+        let witness_score = match (check.certify_against, verified.witness_score) {
+            (None, _) => self.tasks[&work.task_id].best_score,
+            (Some(_), Some(score)) => score,
+            (Some(best), None) => verify::check_input(check.problem.as_ref(), &check.input, best)?,
+        };
         let output = &verified.output;
 
-        // (2) The block's own output is a model update (any improvement counts). Its
-        // objective comes from the replay itself, so it needs no certificate of its own.
+        // (2) The block's work is a model update (any improvement counts): the task's best
+        // becomes the lower of the witness's score and the output's (DESIGN.md §3.3 step
+        // 6; a miner's own iterate, better than the chain's best, reaches the chain as a
+        // block's witness). Both scores come from the replay or the witness certificate, so
+        // neither needs a certificate of its own.
         let mut bounty_earned = Amount::ZERO;
         {
-            let score = output.objective;
+            let (score, params_new) = if output.objective < witness_score {
+                (output.objective, &output.params.0)
+            } else {
+                (witness_score, &check.input.0)
+            };
             let t = &self.tasks[&work.task_id];
             if score < t.best_score {
                 let solved = score <= t.target_score && t.bounty > Amount::ZERO;
@@ -673,9 +724,7 @@ impl State {
                 };
                 self.touch_task(undo, work.task_id);
                 let t = self.tasks.get_mut(&work.task_id).expect("task checked open above");
-                t.best_params = output.params.0.clone();
-                t.best_score = score;
-                t.best_height = height;
+                t.record_best(params_new.clone(), score, height, params.min_relative_improvement);
                 if solved {
                     bounty_earned = t.bounty;
                     t.bounty = Amount::ZERO;
@@ -691,7 +740,7 @@ impl State {
             let checked = self.check_tx_at(tx, height, params, problems, &spent_here)?;
             fees = fees.checked_add(checked.fee)?;
             spent_here.extend(checked.spent.iter().map(|(o, _)| *o));
-            self.apply_checked(tx, checked, height, undo, specs);
+            self.apply_checked(tx, checked, height, params.min_relative_improvement, undo, specs);
         }
 
         // (4) The coinbase.
@@ -844,6 +893,7 @@ impl State {
         tx: &Transaction,
         checked: CheckedTx,
         height: u64,
+        margin: f64,
         undo: &mut Undo,
         specs: &mut Vec<(Hash256, TaskSpec)>,
     ) {
@@ -865,30 +915,24 @@ impl State {
                 Effect::Submit { score, init },
             ) => {
                 self.touch_task(undo, txid);
-                self.tasks.insert(
-                    txid,
-                    TaskState {
-                        spec_hash: crate::hash::sha256d(&crate::chain::encode::encode(spec)),
-                        creator: ins.first().map(|i| Address::from_pubkey(&i.pubkey)),
-                        bounty: *bounty,
-                        target_score: spec.target_score,
-                        expires_at_height: *expires_at_height,
-                        created_height: height,
-                        best_params: init.0,
-                        best_score: score,
-                        best_height: height,
-                        status: TaskStatus::Open,
-                    },
+                let task = TaskState::new(
+                    crate::hash::sha256d(&crate::chain::encode::encode(spec)),
+                    ins.first().map(|i| Address::from_pubkey(&i.pubkey)),
+                    *bounty,
+                    spec.target_score,
+                    *expires_at_height,
+                    height,
+                    init.0,
+                    score,
                 );
+                self.tasks.insert(txid, task);
                 self.specs.insert(txid, spec.clone());
                 specs.push((txid, spec.clone()));
             }
             (Transaction::ModelUpdate { task_id, params: p, reward_to, outputs, .. }, Effect::Update { score }) => {
                 self.touch_task(undo, *task_id);
                 let t = self.tasks.get_mut(task_id).expect("checked open");
-                t.best_params = p.clone();
-                t.best_score = score;
-                t.best_height = height;
+                t.record_best(p.clone(), score, height, margin);
                 if score <= t.target_score && t.bounty > Amount::ZERO {
                     let payout = t.bounty;
                     t.bounty = Amount::ZERO;

@@ -319,7 +319,7 @@ pub fn task(c: &ConfigArgs, cmd: TaskCommand, json: bool) -> anyhow::Result<()> 
                 outln!(
                     "{:<64}  {:<9} {:>8} {:>22} {:>12.5e} {:>12.5e}",
                     t.id,
-                    t.status,
+                    if t.stalled { "stalled" } else { t.status.as_str() },
                     shape,
                     grad(t.bounty),
                     t.best_score,
@@ -335,6 +335,12 @@ pub fn task(c: &ConfigArgs, cmd: TaskCommand, json: bool) -> anyhow::Result<()> 
             }
             outln!("task       {}", t.id);
             outln!("status     {}{}", t.status, t.solved_by.as_ref().map(|a| format!(" by {a}")).unwrap_or_default());
+            if t.stalled {
+                outln!(
+                    "stalled    no improvement by the network's margin since height {}: miners skip it (reclaim the bounty after expiry, or resubmit with a reachable target)",
+                    t.improved_height
+                );
+            }
             if let (Some(k), Some(r), Some(cols)) = (&t.kind, t.rows, t.cols) {
                 outln!("kind       {k} on {r} x {cols}");
             }
@@ -506,6 +512,11 @@ pub fn mining(c: &ConfigArgs, cmd: MiningCommand, json: bool) -> anyhow::Result<
             m.blocks_found,
             m.payout.as_deref().unwrap_or("-")
         );
+        let useful = if m.steps > 0 { m.steps_adopted as f64 / m.steps as f64 } else { 0.0 };
+        outln!("{} steps, {} adopted (useful fraction {useful:.2})", m.steps, m.steps_adopted);
+        for (task, share) in &m.tasks {
+            outln!("  task {task}: {:.0}% of the steps", share * 100.0);
+        }
         if let Some(t) = m.paused_until {
             outln!("paused until unix time {t}: blocks came faster than the clock allows");
         }

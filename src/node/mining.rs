@@ -19,18 +19,20 @@ use crate::chain::state::StateView;
 use crate::chain::tx::Transaction;
 use crate::compute::problem::Params;
 use crate::hash::Hash256;
-use crate::miner::{self, MinerPool, TemplateRequest};
-use std::collections::HashSet;
+use crate::miner::{self, MinerEvent, MinerPool, SharedIterate, TaskJob, TemplateRequest};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
 /// The running miner.
 pub(super) struct Mining {
     pool: MinerPool,
+    /// Our own iterate of every task we step (DESIGN.md §3.4), kept across jobs.
+    iterates: HashMap<Hash256, Arc<SharedIterate>>,
     payout: Address,
     started: Instant,
     blocks_found: u64,
-    task: Option<Hash256>,
+    tasks: Vec<(Hash256, f64)>,
     /// Model updates that solve a task, waiting for our next block.
     held: Vec<Transaction>,
     /// The last rate sample `(when, steps)` and the rate it gave.
@@ -53,10 +55,15 @@ pub struct MiningInfo {
     pub threads: usize,
     /// Who the coinbase (and claimed bounties) pay.
     pub payout: Option<Address>,
-    /// The task the current job steps.
+    /// The task the current job gives the largest share of its steps.
     pub task: Option<Hash256>,
+    /// Every task the current job steps, with its share of the steps.
+    pub tasks: Vec<(Hash256, f64)>,
     /// Steps (tickets) tried since mining started.
     pub steps: u64,
+    /// Steps whose output the miner adopted (it lowered its iterate of the task): the
+    /// useful ones.
+    pub steps_adopted: u64,
     /// Recent steps per second (over the last second or more).
     pub steps_per_sec: f64,
     /// Blocks mined into the chain since mining started.
@@ -97,28 +104,38 @@ fn update_task(tx: &Transaction) -> Option<Hash256> {
     }
 }
 
-/// The open task with the best bounty per work unit of a step, not in `exclude`; the
-/// public task when no task has a bounty.
-pub fn choose_task(state: StateView<'_>, public: Hash256, height: u64, exclude: &HashSet<Hash256>) -> Option<Hash256> {
+/// The tasks to mine and each one's share of the steps (DESIGN.md §3.4): every open task
+/// with a bounty that is not stalled and not in `exclude`, weighted by its bounty per work
+/// unit of a step, so one task cannot starve the others; the public task alone (idle work)
+/// when there is none.
+pub fn schedule_tasks(
+    state: StateView<'_>,
+    public: Hash256,
+    height: u64,
+    stall_blocks: u64,
+    exclude: &HashSet<Hash256>,
+) -> Vec<(Hash256, f64)> {
     let mut open: Vec<(Hash256, Amount)> = state
         .tasks()
         .iter()
-        .filter(|(id, t)| t.is_open_at(height) && t.bounty > Amount::ZERO && !exclude.contains(id))
+        .filter(|(id, t)| {
+            t.is_open_at(height)
+                && t.bounty > Amount::ZERO
+                && !t.is_stalled_at(height, stall_blocks)
+                && !exclude.contains(id)
+        })
         .map(|(id, t)| (*id, t.bounty))
         .collect();
-    open.sort_by_key(|(id, _)| *id); // a fixed order for ties
-    let mut best: Option<(Hash256, f64)> = None;
+    open.sort_by_key(|(id, _)| *id); // a fixed order
+    let mut out = Vec::new();
     for (id, bounty) in open {
         let Ok(problem) = state.problem(&id) else { continue };
-        let per_wu = bounty.units() as f64 / problem.cost().max(1) as f64;
-        if best.is_none_or(|(_, b)| per_wu > b) {
-            best = Some((id, per_wu));
-        }
+        out.push((id, bounty.units() as f64 / problem.cost().max(1) as f64));
     }
-    match best {
-        Some((id, _)) => Some(id),
-        None => state.task(&public).filter(|t| t.is_open_at(height) && !exclude.contains(&public)).map(|_| public),
+    if out.is_empty() && state.task(&public).is_some_and(|t| t.is_open_at(height)) && !exclude.contains(&public) {
+        out.push((public, 1.0));
     }
+    out
 }
 
 impl Node {
@@ -126,23 +143,28 @@ impl Node {
     /// address when `None`).
     pub(super) fn start_mining(&mut self, threads: usize, payout: Option<Address>) -> Result<MiningInfo, NodeError> {
         let payout = self.payout(payout)?;
-        let held = self.mining.take().map(|m| m.held).unwrap_or_default();
+        let (held, iterates) = self.mining.take().map(|m| (m.held, m.iterates)).unwrap_or_default();
         let weak = self.weak_self.clone();
         // `try_send`: a miner thread must never block on a full queue while the node thread
-        // joins it (stopping the miner); a dropped find is one lost block at worst.
-        let on_block = Arc::new(move |generation: u64, block: Block, output: Params| {
+        // joins it (stopping the miner); a dropped find is one lost block at worst, a
+        // dropped target report is re-sent by the next adopted step.
+        let on_event = Arc::new(move |event: MinerEvent| {
             if let Some(tx) = weak.upgrade() {
-                let _ = tx.try_send(Request::Mined { generation, block, output });
+                let _ = tx.try_send(match event {
+                    MinerEvent::Block { generation, block, output } => Request::Mined { generation, block, output },
+                    MinerEvent::TargetMet { task, params, .. } => Request::TargetMet { task, params },
+                });
             }
         });
-        let pool = MinerPool::start(threads, on_block);
+        let pool = MinerPool::start(threads, on_event);
         let now = Instant::now();
         self.mining = Some(Mining {
             pool,
+            iterates,
             payout,
             started: now,
             blocks_found: 0,
-            task: None,
+            tasks: Vec::new(),
             held,
             sample: (now, 0),
             rate: 0.0,
@@ -172,7 +194,9 @@ impl Node {
                 threads: 0,
                 payout: None,
                 task: None,
+                tasks: Vec::new(),
                 steps: 0,
+                steps_adopted: 0,
                 steps_per_sec: 0.0,
                 blocks_found: 0,
                 held_updates: 0,
@@ -183,8 +207,10 @@ impl Node {
                 running: true,
                 threads: m.pool.threads(),
                 payout: Some(m.payout),
-                task: m.task,
+                task: m.tasks.iter().max_by(|a, b| a.1.total_cmp(&b.1)).map(|t| t.0),
+                tasks: m.tasks.clone(),
                 steps: m.pool.steps(),
+                steps_adopted: m.pool.adopted(),
                 steps_per_sec: m.rate(),
                 blocks_found: m.blocks_found,
                 held_updates: m.held.len(),
@@ -224,15 +250,12 @@ impl Node {
         let held: Vec<Transaction> =
             held.into_iter().filter(|tx| state.check_tx(tx, height, &params).is_ok()).collect();
         let held_tasks: HashSet<Hash256> = held.iter().filter_map(update_task).collect();
-        let task = choose_task(state, params.public_task_id, height, &held_tasks)
-            .ok_or_else(|| NodeError::NotFound("an open task to mine".into()))?;
-        // The block's own step is applied before its transactions: a pool update of the
-        // same task could then fail to improve on it and invalidate the block.
-        let mut txs = held.clone();
+        let tasks = schedule_tasks(state, params.public_task_id, height, params.stall_blocks, &held_tasks);
+        if tasks.is_empty() {
+            m.held = held;
+            return Err(NodeError::NotFound("an open task to mine".into()));
+        }
         let pool_txs = self.mempool.select(params.max_block_bytes / 2, &params.task_limits);
-        txs.extend(
-            pool_txs.into_iter().filter(|t| update_task(t).is_none_or(|id| id != task && !held_tasks.contains(&id))),
-        );
         let time = self.now();
         let tip = self.chain.tip();
         let ctx = self.chain.index().parent_context(&tip).expect("the tip is indexed");
@@ -253,14 +276,48 @@ impl Node {
             self.wake_mining_at(resume);
             return Ok(());
         }
-        let req = TemplateRequest { payee, time, txs, task: Some(task), bounty_claim: Amount::ZERO };
-        let template = miner::template_on(&params, tip, &ctx, self.chain.view(), req);
+        let mut jobs = Vec::new();
+        for &(task, weight) in &tasks {
+            // The block's own step is applied before its transactions: a pool update of the
+            // same task could then fail to improve on it and invalidate the block.
+            let mut txs = held.clone();
+            txs.extend(
+                pool_txs
+                    .iter()
+                    .filter(|t| update_task(t).is_none_or(|id| id != task && !held_tasks.contains(&id)))
+                    .cloned(),
+            );
+            let req = TemplateRequest { payee, time, txs, task: Some(task), bounty_claim: Amount::ZERO };
+            let template = match miner::template_on(&params, tip, &ctx, self.chain.view(), req) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.mining.as_mut().expect("checked above").held = held;
+                    return Err(e.into());
+                }
+            };
+            let t = self.chain.state().task(&task).expect("scheduled tasks exist");
+            let (best, best_score) = (Params(t.best_params.clone()), t.best_score);
+            let solves_at = (t.bounty > Amount::ZERO).then_some(t.target_score);
+            let m = self.mining.as_mut().expect("checked above");
+            // Keep our iterate when it beats the chain's best; take the chain's otherwise
+            // (another miner got further, or a reorganisation).
+            let iterate = m
+                .iterates
+                .entry(task)
+                .or_insert_with(|| Arc::new(SharedIterate::new(best.clone(), best_score)))
+                .clone();
+            if !(iterate.objective() <= best_score) {
+                iterate.reset(best, best_score);
+            }
+            jobs.push(TaskJob { template, iterate, weight, solves_at });
+        }
         let m = self.mining.as_mut().expect("checked above");
         m.held = held;
         m.paused_until = None;
-        let template = template?;
-        m.task = Some(task);
-        m.pool.set_job(template);
+        let state = self.chain.state();
+        m.iterates.retain(|id, _| state.task(id).is_some_and(|t| t.is_open_at(height)));
+        m.tasks = tasks;
+        m.pool.set_job(jobs);
         Ok(())
     }
 
@@ -311,7 +368,13 @@ impl Node {
             // update is mined next; this block would compete with it.
             return;
         }
-        if let Some(tx) = self.solving_update(task_id, height, &output, payout) {
+        // The block's work sets the task's best to the lower of its witness and its output
+        // (DESIGN.md §3.3): either may solve the task.
+        let problem = self.chain.view().problem(&task_id).ok();
+        let score = |x: &Params| problem.as_ref().and_then(|p| p.certify(x).ok()).map_or(f64::INFINITY, |c| c.score);
+        let witness = block.input_params();
+        let best = if score(&witness) < score(&output) { witness } else { output };
+        if let Some(tx) = self.solving_update(task_id, height, &best, payout) {
             tracing::info!(task = %task_id, generation, "a step solved the task: claiming its bounty by a model update in our next block");
             if let Some(m) = self.mining.as_mut() {
                 m.held.push(tx);
@@ -320,6 +383,23 @@ impl Node {
             return;
         }
         self.offer_block(block.clone(), super::blocks::Waiter::Mined(Box::new(block)));
+    }
+
+    /// Our iterate of `task` meets its target: claim the bounty by a model update held for
+    /// our next block (DESIGN.md §3.5), and give the task's steps to the others.
+    pub(super) fn on_target_met(&mut self, task: Hash256, params: Params) {
+        let Some(m) = self.mining.as_ref() else { return };
+        if m.held.iter().any(|t| update_task(t) == Some(task)) {
+            return;
+        }
+        let (payout, height) = (m.payout, self.chain.height() + 1);
+        if let Some(tx) = self.solving_update(task, height, &params, payout) {
+            tracing::info!(task = %task, "our iterate meets the task's target: claiming its bounty by a model update in our next block");
+            if let Some(m) = self.mining.as_mut() {
+                m.held.push(tx);
+            }
+            self.refresh_mining();
+        }
     }
 
     /// What our own find became: announced if it is the tip; if refused for good, the

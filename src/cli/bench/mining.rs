@@ -114,6 +114,7 @@ pub fn planted() -> anyhow::Result<f64> {
     for shape in shapes() {
         let r = measure(&shape, &StepRule::ALL)?;
         let name = shape.name();
+        outln!("  {name}: target score {:.3e}", r.target);
         outln!(
             "  {:<34} {:<20} {:>6} {:>8} {:>10.1} {:>8}",
             name,
