@@ -295,11 +295,7 @@ struct Job {
 impl Job {
     fn next_task(&self) -> usize {
         let mut passes = self.passes.lock().unwrap_or_else(|p| p.into_inner());
-        let (i, _) = passes
-            .iter()
-            .enumerate()
-            .min_by(|a, b| a.1.total_cmp(b.1))
-            .expect("a job has at least one task");
+        let (i, _) = passes.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)).expect("a job has at least one task");
         passes[i] += 1.0 / self.tasks[i].weight;
         i
     }

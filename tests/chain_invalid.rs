@@ -358,18 +358,26 @@ fn task_defects_are_rejected() {
     // Inadmissible task data (exact zero).
     let mut a: Vec<f64> = (0..64).map(|k| 1.0 + k as f64).collect();
     a[1] = 0.0;
-    let zero_spec = TaskSpec { data: TaskData::Inline { rows: 32, cols: 2, a, b: vec![1.0 / 32.0; 32] }, ..spec(0.0) };
+    let zero_spec =
+        TaskSpec { data: TaskData::Inline { rows: 32, cols: 2, a, b: vec![1.0 / 32.0; 32] }, ..spec(1e-300) };
     let tx = submit_task(&tc, 1, coin, value, 5000, h + 100, zero_spec);
     check(&mut tc, vec![tx], "task data with an exact zero", &|e| {
         matches!(e, BlockError::State(StateError::Task(TaskError::ExactZero { .. })))
     });
-    let tx = submit_task(&tc, 1, coin, value, 5000, h, spec(0.0));
+    // A target of 0 can never be met (scores are >= 0): the bounty would only be locked.
+    for target in [0.0, -1.0] {
+        let tx = submit_task(&tc, 1, coin, value, 5000, h + 100, spec(target));
+        check(&mut tc, vec![tx], "task with a target score that is not positive", &|e| {
+            matches!(e, BlockError::Task { index: 1, error: TaskError::TargetNotPositive(_) })
+        });
+    }
+    let tx = submit_task(&tc, 1, coin, value, 5000, h, spec(1e-300));
     check(&mut tc, vec![tx], "task expiring in the past", &|e| {
         matches!(e, BlockError::State(StateError::ExpiryInPast { .. }))
     });
     let bad_cr = TaskSpec {
         copyright: Some(CopyrightSpec { rows: vec![500], gamma: 0.1, variant: CopyrightVariant::All }),
-        ..spec(0.0)
+        ..spec(1e-300)
     };
     let tx = submit_task(&tc, 1, coin, value, 5000, h + 100, bad_cr);
     check(&mut tc, vec![tx], "copyright rows out of range", &|e| matches!(e, BlockError::Task { index: 1, .. }));

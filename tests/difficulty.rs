@@ -22,11 +22,7 @@ fn to_f64(u: U256) -> f64 {
 
 /// Mines `blocks` blocks after block 1 on a mock clock; `bits_of(index, parent)` gives the
 /// bits of each child. Returns the mean interval of those blocks.
-fn mean_interval(
-    params: &ChainParams,
-    blocks: u64,
-    bits_of: impl Fn(&BlockIndex, &Hash256) -> u32,
-) -> f64 {
+fn mean_interval(params: &ChainParams, blocks: u64, bits_of: impl Fn(&BlockIndex, &Hash256) -> u32) -> f64 {
     let mut index = BlockIndex::new(&params.genesis.header);
     let mut rng = DetRng::stream(&[42u8; 32], 8, 0);
     let max_work = to_f64(chainwork(params.max_target()));
@@ -56,7 +52,8 @@ fn mean_interval(
 fn a_chain_started_30_days_after_genesis_keeps_its_block_spacing() {
     let params = ChainParams::test();
     let spacing = params.asert.spacing as f64;
-    let mean = mean_interval(&params, 300, |index, parent| required_bits(&index.parent_context(parent).unwrap(), &params));
+    let mean =
+        mean_interval(&params, 300, |index, parent| required_bits(&index.parent_context(parent).unwrap(), &params));
     println!("anchored at block 1: mean interval {mean:.2} s over 300 blocks (spacing {spacing} s)");
     assert!((mean - spacing).abs() <= 0.2 * spacing, "mean interval {mean:.2} s, spacing {spacing} s");
 

@@ -107,3 +107,58 @@ async fn a_task_submitted_at_a_is_mined_by_b_and_c_until_solved_and_its_bounty_r
         n.stop().await;
     }
 }
+
+/// DESIGN.md §3.4: the miner shares its steps among open tasks by bounty per WU (before,
+/// the best bounty per WU took every step, ties to the lowest id, so an unreachable task
+/// starved a reachable one with the same bounty for 500 blocks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_task_does_not_starve_a_reachable_one_with_the_same_bounty() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = TestNode::start(dir.path());
+    let creator = a.node.new_address("creator").await.unwrap();
+    a.node.generate(12, Some(creator)).await.unwrap();
+    let spec = |seed: u64, target: f64| TaskSpec {
+        kind: TaskKind::Softmax,
+        data: TaskData::Synthetic { n: 200, d: 4, seed, scale: 0.5 },
+        reg_lambda: 1e-8,
+        copyright: None,
+        target_score: target,
+    };
+    let reachable = {
+        let s = spec(78, 1.0);
+        let p = s.build_unchecked().unwrap();
+        TaskSpec { target_score: verify::score(&p, &p.init()).unwrap() * 1e-2, ..s }
+    };
+    let bounty = Amount::from_units(3 * gradientcoin::chain::amount::COIN);
+    // Both orders of ids are possible; submit the unreachable one first.
+    let (_, never) = a.node.submit_task(spec(79, 1e-300), bounty, 500, 2).await.unwrap();
+    let (_, good) = a.node.submit_task(reachable, bounty, 500, 2).await.unwrap();
+    a.node.generate(1, Some(creator)).await.unwrap();
+    let start = a.node.tip().await.unwrap().height;
+    let payout = a.node.new_address("miner").await.unwrap();
+    a.node.mining_start(1, Some(payout)).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let t = a.node.task(good).await.unwrap();
+        let height = a.node.tip().await.unwrap().height;
+        if let TaskStatus::Solved { height: at, by } = t.status {
+            assert!(at - start <= 50, "solved {} blocks after submission", at - start);
+            assert_eq!(by, payout);
+            break;
+        }
+        assert!(height - start <= 50, "not solved within 50 blocks: {t:?}");
+        assert!(tokio::time::Instant::now() < deadline, "not solved within 60 s: {t:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let m = a.node.mining_info().await.unwrap();
+    a.node.mining_stop().await.unwrap();
+    assert!(m.steps_adopted > 0, "{m:?}");
+    // The unreachable task was stepped too, and is still open.
+    let t = a.node.task(never).await.unwrap();
+    assert!(t.best_score < verify::score(&spec(79, 1.0).build_unchecked().unwrap(), &vec_init(4)).unwrap());
+    a.stop().await;
+}
+
+fn vec_init(d: usize) -> gradientcoin::compute::problem::Params {
+    gradientcoin::compute::problem::Params(vec![0.0; d])
+}

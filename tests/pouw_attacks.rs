@@ -623,3 +623,51 @@ fn bench_fake_work_bans_every_sybil_attacker_and_keeps_the_tip() {
     let p99 = stdout.lines().find(|l| l.contains("under attack:")).expect("the latency line");
     assert!(p99.contains("p99 "), "{p99}");
 }
+
+/// Mines a block on the tip stepping from `input` (not the chain's best) with the real
+/// step: what a miner chaining its own iterate does (DESIGN.md §3.4).
+fn mine_from(tc: &mut TestChain, input: &Params) -> (Block, StepOutput) {
+    let time = tc.next_time();
+    let mut t = miner::template(&mut tc.cs, addr(1), time, vec![], None, Amount::ZERO).unwrap();
+    t.header.work.input_hash = input.hash();
+    t.input = input.clone();
+    let iterate = miner::Iterate { params: input.clone(), hash: input.hash(), objective: 0.0 };
+    for nonce in 0..1_000_000 {
+        if let Some((out, Some(block))) = t.step_from(&iterate, nonce) {
+            return (block, out);
+        }
+    }
+    panic!("no dev block in a million steps");
+}
+
+#[test]
+fn a_block_chained_from_the_miners_own_better_iterate_sets_the_best_to_the_lower_score() {
+    let mut tc = TestChain::new();
+    tc.mine_n(1, addr(1));
+    let id = tc.params().public_task_id;
+    let p = tc.cs.view().problem(&id).unwrap();
+    let best = Params(tc.cs.state().task(&id).unwrap().best_params.clone());
+    let best_score = tc.cs.state().task(&id).unwrap().best_score;
+    // The miner's private chain of steps: two steps past the chain's best, never mined.
+    let mut own = best.clone();
+    for s in 0..2u8 {
+        let out = p.step(&own, &[s; 32]).unwrap();
+        assert!(out.objective < p.certify(&own).unwrap().score);
+        own = out.params;
+    }
+    let own_score = p.certify(&own).unwrap().score;
+    assert!(own_score < best_score);
+    let (block, out) = mine_from(&mut tc, &own);
+    assert!(matches!(tc.process(&block), Ok(Accepted::NewTip { .. })), "a witness better than the best is valid");
+    let t = tc.cs.state().task(&id).unwrap();
+    let want = out.objective.min(own_score);
+    assert_eq!(t.best_score.to_bits(), want.to_bits(), "best = min(score(witness), score(output))");
+    let want_params = if out.objective < own_score { out.params.0.clone() } else { own.0.clone() };
+    assert_eq!(t.best_params, want_params);
+
+    // The attack: stepping from a point worse than the task's best now (the old start).
+    let (worse, _) = mine_from(&mut tc, &best);
+    let (e, _) =
+        rejected(&mut tc, &worse, |e| matches!(e, BlockError::State(StateError::Work(VerifyError::InputWorse { .. }))));
+    assert!(e.is_peer_fault());
+}

@@ -111,7 +111,7 @@ impl ChainParams {
             // 0x1f0fffff over 1024 (costs are in mWU): about 2,000 steps of the public task
             // per block at the max target.
             max_target_bits: 0x1e03_ffff,
-            spacing: 5,
+            spacing: 2,
             halflife: 60,
             drift: 15,
             maturity: 10,
@@ -170,14 +170,15 @@ struct Setup {
 }
 
 /// The public task: a seeded synthetic planted softmax regression that never expires and
-/// is never solved (its target score 0 is below any regularised loss).
+/// is never solved (it has no bounty, and its target, the smallest positive number that
+/// admission allows, is below any regularised loss).
 fn public_task(n: u32, d: u32, seed: u64) -> TaskSpec {
     TaskSpec {
         kind: TaskKind::Softmax,
         data: TaskData::Synthetic { n, d, seed, scale: 0.5 },
         reg_lambda: 1e-8,
         copyright: None,
-        target_score: 0.0,
+        target_score: f64::MIN_POSITIVE,
     }
 }
 

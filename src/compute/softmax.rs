@@ -14,9 +14,8 @@ mod step;
 mod synthetic;
 
 pub use step::{
-    CLASS_WEIGHTS_16, FlopClasses, STEP_OVERHEAD_FLOPS, PERTURB_FLOOR_OF_BOX, StepRule, StepShape, TICKET_RULE,
-    step_cost_mwu, step_length,
-    step_flop_classes, step_flops,
+    CLASS_WEIGHTS_16, FlopClasses, PERTURB_FLOOR_OF_BOX, STEP_OVERHEAD_FLOPS, StepRule, StepShape, TICKET_RULE,
+    step_cost_mwu, step_flop_classes, step_flops, step_length,
 };
 pub use synthetic::{Synthetic, synthetic_seed, uniform_reg};
 

@@ -23,7 +23,9 @@
 //! a non-finite value or a failed factorisation is an error, never a cheap output.
 
 use super::objective::add_rank1;
-use super::{ARMIJO_C1, LINE_SEARCH_CANDIDATES, LINE_SEARCH_SHRINK_LOG2, SAMPLE_BETA, SKETCH_ROWS_PER_DIM, SoftmaxProblem};
+use super::{
+    ARMIJO_C1, LINE_SEARCH_CANDIDATES, LINE_SEARCH_SHRINK_LOG2, SAMPLE_BETA, SKETCH_ROWS_PER_DIM, SoftmaxProblem,
+};
 use crate::compute::copyright::CopyrightVariant;
 use crate::compute::det::{self, Cholesky, Mat, count_flops};
 use crate::compute::nmr::Phi;
@@ -68,7 +70,7 @@ pub const PERTURB_FLOOR_OF_BOX: f64 = 1.0 / 1024.0;
 /// Fixed per-step overhead in priced flops (allocation, the transcript's SHA-256, the
 /// random streams' set-up), added to every step's price so small shapes pay for it;
 /// fitted with [`CLASS_WEIGHTS_16`].
-pub const STEP_OVERHEAD_FLOPS: u64 = 108_972;
+pub const STEP_OVERHEAD_FLOPS: u64 = 88_119;
 
 /// Everything the cost of a step depends on: known from a task spec before any data is
 /// built, so admission can refuse an over-priced task cheaply.
@@ -157,14 +159,14 @@ pub fn step_flops(shape: &StepShape) -> u64 {
 }
 
 /// Calibrated weights of the flop classes, in sixteenths of a priced flop (a flop of the
-/// leverage scores' triangular solves is 16): fitted to minimise the spread of replay
-/// time per mWU over the sweep of `gradientcoin bench cost --classes` (release build with
-/// the binary's mimalloc allocator, AMD EPYC, 2026-12-02, `scripts/fit_cost.sh 20`: spread
-/// 1.19 on the fitted sweep, 1.23-1.24 on three later runs). The counted-flop formula
-/// itself stays unweighted. The fit is ill-conditioned (several classes grow together
-/// with n·d), so the weights are a good price, not a measurement of each class.
+/// Gauss–Newton Gram is 16): fitted to minimise the spread of replay time per mWU over the
+/// sweep of `gradientcoin bench cost --classes` (release build with the binary's mimalloc
+/// allocator, AMD EPYC, 2026-12-02, `scripts/fit_cost.sh 20`: spread 1.22 on the fitted
+/// sweep). The counted-flop formula itself stays unweighted. The fit is ill-conditioned
+/// (several classes grow together with n·d; the elementwise weight absorbs the per-row
+/// memory passes), so the weights are a good price, not a measurement of each class.
 pub const CLASS_WEIGHTS_16: FlopClasses =
-    FlopClasses { transcendental: 241, elementwise: 10, level2: 45, gram: 16, factor: 524 };
+    FlopClasses { transcendental: 260, elementwise: 214, level2: 31, gram: 16, factor: 657 };
 
 /// The price of one step of this shape in mWU: the flop classes weighted by
 /// [`CLASS_WEIGHTS_16`], plus the fixed overhead, rounded up. Integer arithmetic only.
