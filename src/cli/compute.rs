@@ -316,6 +316,11 @@ fn run_solve(args: RunArgs) -> anyhow::Result<()> {
     if args.json {
         let figures: serde_json::Map<String, serde_json::Value> =
             cert.figures.iter().map(|f| (f.name.clone(), json!(f.value))).collect();
+        // ||x − x*|| / ||x*|| when the data is planted.
+        let x_err_rel = planted.as_deref().map(|xs| {
+            let err: f64 = x.0.iter().zip(xs).map(|(a, b)| (a - b) * (a - b)).sum::<f64>().sqrt();
+            err / xs.iter().map(|v| v * v).sum::<f64>().sqrt().max(f64::MIN_POSITIVE)
+        });
         let out = json!({
             "kind": problem.kind(),
             "source": source,
@@ -326,6 +331,9 @@ fn run_solve(args: RunArgs) -> anyhow::Result<()> {
             "converged": info.converged,
             "reason": info.reason,
             "loss": cert.loss,
+            "loss_data": cert.figure("loss_data"),
+            "loss_reg": cert.figure("loss_reg"),
+            "x_err_rel": x_err_rel,
             "grad_norm": cert.grad_norm,
             "grad_norm0": info.grad_norm0,
             "score": cert.score,

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// Bump on any change to a key or value format; checked when the store opens.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 const META_SCHEMA: &[u8] = b"schema_version";
 const META_TIP: &[u8] = b"tip";
@@ -110,10 +110,41 @@ fn enc<T: Serialize>(v: &T) -> Vec<u8> {
     encode::encode(v)
 }
 
+/// How long [`Store::open`] waits for a just-closed database's file lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Opens sled at `path`, retrying while its file lock is held for at most [`LOCK_WAIT`]:
+/// sled 0.34 releases the lock only when its flusher thread exits, which `Db`'s drop
+/// signals but does not wait for (spacejam/sled#1234), so reopening a database this
+/// process just closed can find it still locked. A lock held longer (another process on
+/// the same data directory) is the error it was.
+fn open_waiting_for_lock(path: &Path) -> Result<sled::Db, sled::Error> {
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        match sled::Config::new().path(path).open() {
+            Err(e) if is_lock_contention(&e) && start.elapsed() < LOCK_WAIT => {
+                // A bounded back-off on an OS lock held by a thread that is exiting: there
+                // is nothing to wait on but time.
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Sled reports a held file lock as an `Io` error of kind `Other` whose message wraps
+/// the OS's `WouldBlock`.
+fn is_lock_contention(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io)
+        if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("could not acquire lock"))
+}
+
 impl Store {
     /// Opens (or creates) the database in `path` and checks the schema version.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new().path(path).open()?;
+        let db = open_waiting_for_lock(path)?;
         let s = Store {
             blocks: db.open_tree("blocks")?,
             index: db.open_tree("index")?,
@@ -407,5 +438,23 @@ fn tx_err(e: TransactionError<()>) -> StoreError {
     match e {
         TransactionError::Storage(e) => StoreError::Sled(e),
         TransactionError::Abort(()) => StoreError::Inconsistent("transaction aborted".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_store_is_refused_and_one_just_closed_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let err = Store::open(dir.path()).err().expect("a store held open cannot be opened again");
+        assert!(err.to_string().contains("lock"), "{err}");
+        drop(s);
+        // Reopening at once waits out sled's flusher thread (spacejam/sled#1234).
+        for _ in 0..10 {
+            drop(Store::open(dir.path()).unwrap());
+        }
     }
 }
