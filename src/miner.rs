@@ -178,6 +178,11 @@ impl Template {
 /// step starts from it, and a step's output replaces it when its objective is lower.
 pub struct SharedIterate {
     inner: Mutex<Iterate>,
+    /// Steps computed from this iterate, how many of their outputs it adopted, and how
+    /// many of those improved it by at least the network's relative margin (useful).
+    steps: AtomicU64,
+    adopted: AtomicU64,
+    useful: AtomicU64,
 }
 
 /// A point and its objective.
@@ -195,7 +200,19 @@ impl SharedIterate {
     /// Starts at `params` with objective `objective`.
     pub fn new(params: Params, objective: f64) -> SharedIterate {
         let hash = params.hash();
-        SharedIterate { inner: Mutex::new(Iterate { params, hash, objective }) }
+        SharedIterate {
+            inner: Mutex::new(Iterate { params, hash, objective }),
+            steps: AtomicU64::new(0),
+            adopted: AtomicU64::new(0),
+            useful: AtomicU64::new(0),
+        }
+    }
+
+    /// `(steps computed from this iterate, outputs adopted, adopted outputs that improved
+    /// it by the relative margin)` since it was made.
+    pub fn counts(&self) -> (u64, u64, u64) {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        (load(&self.steps), load(&self.adopted), load(&self.useful))
     }
 
     /// The current point.
@@ -208,14 +225,17 @@ impl SharedIterate {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).objective
     }
 
-    /// Adopts `params` if `objective` is lower than the current one; true if adopted.
-    pub fn offer(&self, params: &Params, objective: f64) -> bool {
+    /// Adopts `params` if `objective` is lower than the current one. Returns `None` when
+    /// not adopted, else whether the improvement reached the relative `margin` (a lower
+    /// objective by the perturbation's noise alone is adopted, but is not useful work).
+    pub fn offer(&self, params: &Params, objective: f64, margin: f64) -> Option<bool> {
         let mut it = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if objective < it.objective {
+            let useful = crate::pouw::verify::improves(objective, it.objective, margin);
             *it = Iterate { params: params.clone(), hash: params.hash(), objective };
-            true
+            Some(useful)
         } else {
-            false
+            None
         }
     }
 
@@ -237,6 +257,9 @@ pub struct TaskJob {
     pub weight: f64,
     /// A step whose output scores at most this solves the task (it pays a bounty).
     pub solves_at: Option<f64>,
+    /// The network's relative improvement margin: an adopted output that improves by
+    /// less is counted as adopted, not as useful.
+    pub margin: f64,
 }
 
 /// What a miner thread reports.
@@ -414,15 +437,19 @@ fn miner_thread(shared: &Shared, on_event: &OnEvent) {
             let task = &job.tasks[job.next_task()];
             let nonce = job.next_nonce.fetch_add(1, Ordering::Relaxed);
             let input = task.iterate.get();
+            shared.steps.fetch_add(1, Ordering::Relaxed);
+            task.iterate.steps.fetch_add(1, Ordering::Relaxed);
             let Some((out, block)) = task.template.step_from(&input, nonce) else {
                 // Outside the step's domain (never for an admitted task in its box): no
-                // block can come from this point; count the work and go on.
-                shared.steps.fetch_add(1, Ordering::Relaxed);
+                // block can come from this point; the work is counted, and lost.
                 continue;
             };
-            shared.steps.fetch_add(1, Ordering::Relaxed);
-            if task.iterate.offer(&out.params, out.objective) {
+            if let Some(useful) = task.iterate.offer(&out.params, out.objective, task.margin) {
                 shared.adopted.fetch_add(1, Ordering::Relaxed);
+                task.iterate.adopted.fetch_add(1, Ordering::Relaxed);
+                if useful {
+                    task.iterate.useful.fetch_add(1, Ordering::Relaxed);
+                }
                 if task.solves_at.is_some_and(|t| out.objective <= t) {
                     on_event(MinerEvent::TargetMet {
                         generation: job.generation,
@@ -448,7 +475,7 @@ mod tests {
     fn job(template: Template) -> TaskJob {
         let objective = template.problem.certify(&template.input).unwrap().score;
         let iterate = Arc::new(SharedIterate::new(template.input.clone(), objective));
-        TaskJob { template, iterate, weight: 1.0, solves_at: None }
+        TaskJob { template, iterate, weight: 1.0, solves_at: None, margin: 1e-6 }
     }
 
     fn dev_template(chain: &mut ChainStore, payee: u8) -> Template {

@@ -36,7 +36,7 @@ mod blocks;
 mod mining;
 pub mod p2p;
 
-pub use mining::{MiningInfo, schedule_tasks};
+pub use mining::{IterateInfo, MiningInfo, schedule_tasks};
 
 /// Requests queued for the node thread. Bounded: an RPC burst waits instead of growing
 /// memory without limit; 256 is far above what one RPC server issues at once.

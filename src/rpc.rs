@@ -575,6 +575,9 @@ pub struct MiningView {
     /// Every task being stepped, with its share of the steps.
     #[serde(default)]
     pub tasks: Vec<(String, f64)>,
+    /// The miner's iterate of each task it has stepped: objective, steps, adopted outputs.
+    #[serde(default)]
+    pub iterates: Vec<IterateView>,
     /// Recent steps per second.
     pub steps_per_sec: f64,
     /// Blocks mined into the chain.
@@ -587,6 +590,24 @@ pub struct MiningView {
     /// While mining waits for the clock (blocks came too fast): unix time it resumes.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub paused_until: Option<u64>,
+}
+
+/// The miner's iterate of one task (`mining_info`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IterateView {
+    /// The task.
+    pub task: String,
+    /// The iterate's objective.
+    pub objective: f64,
+    /// Steps computed from it since mining started.
+    pub steps: u64,
+    /// Outputs it adopted.
+    pub adopted: u64,
+    /// Adopted outputs that improved it by the network's relative margin (useful steps).
+    #[serde(default)]
+    pub useful: u64,
+    /// Whether the task is still open.
+    pub open: bool,
 }
 
 impl MiningView {
@@ -603,6 +624,18 @@ impl MiningView {
                 let total: f64 = m.tasks.iter().map(|t| t.1).sum();
                 m.tasks.iter().map(|(id, w)| (id.to_string(), w / total)).collect()
             },
+            iterates: m
+                .iterates
+                .iter()
+                .map(|i| IterateView {
+                    task: i.task.to_string(),
+                    objective: i.objective,
+                    steps: i.steps,
+                    adopted: i.adopted,
+                    useful: i.useful,
+                    open: i.open,
+                })
+                .collect(),
             steps_per_sec: m.steps_per_sec,
             blocks_found: m.blocks_found,
             held_updates: m.held_updates,

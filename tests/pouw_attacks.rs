@@ -541,7 +541,7 @@ fn a_heavier_branch_with_a_made_up_output_at_its_root_costs_one_replay_and_keeps
 fn heavy_spec() -> TaskSpec {
     TaskSpec {
         kind: TaskKind::Softmax,
-        data: TaskData::Synthetic { n: 8192, d: 48, seed: 5, scale: 0.5 },
+        data: TaskData::Synthetic { n: 4000, d: 128, seed: 5, scale: 0.5 },
         reg_lambda: 1e-6,
         copyright: None,
         target_score: 1e-12,
@@ -603,7 +603,10 @@ async fn the_node_answers_requests_while_a_fake_blocks_step_is_replayed() {
         "{result:?}"
     );
     println!("answered {answered} requests during the replay of one {cost} mWU step");
-    assert!(answered >= 3, "requests are answered while the step replays (answered {answered})");
+    // A node replaying on its state thread answers none: the requests queue behind the
+    // block, and the (biased) select takes the block's reply first. How many more than
+    // one get through depends on the load of the machine (2 to 800 seen).
+    assert!(answered >= 1, "requests are answered while the step replays (answered {answered})");
     // The node goes on: an honest block connects.
     node.generate(1, None).await.unwrap();
     assert_eq!(node.tip().await.unwrap().height, tip.height + 1);

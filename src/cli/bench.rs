@@ -256,9 +256,14 @@ struct BenchNode {
 
 impl BenchNode {
     fn start() -> anyhow::Result<BenchNode> {
+        BenchNode::start_with(ChainParams::dev())
+    }
+
+    /// A node of the network `params` (no networking).
+    fn start_with(params: ChainParams) -> anyhow::Result<BenchNode> {
         let dir = tempfile::tempdir().context("temp dir")?;
         let opts = crate::node::NodeOptions {
-            params: ChainParams::dev(),
+            params,
             datadir: dir.path().to_path_buf(),
             mempool: crate::mempool::MempoolConfig { max_bytes: 1 << 20, min_fee_rate: 1 },
         };

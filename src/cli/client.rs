@@ -512,10 +512,25 @@ pub fn mining(c: &ConfigArgs, cmd: MiningCommand, json: bool) -> anyhow::Result<
             m.blocks_found,
             m.payout.as_deref().unwrap_or("-")
         );
-        let useful = if m.steps > 0 { m.steps_adopted as f64 / m.steps as f64 } else { 0.0 };
-        outln!("{} steps, {} adopted (useful fraction {useful:.2})", m.steps, m.steps_adopted);
+        let useful: u64 = m.iterates.iter().map(|i| i.useful).sum();
+        let fraction = if m.steps > 0 { useful as f64 / m.steps as f64 } else { 0.0 };
+        outln!(
+            "{} steps: {} outputs adopted, {useful} of them improving by the network's margin (useful fraction {fraction:.2})",
+            m.steps,
+            m.steps_adopted
+        );
         for (task, share) in &m.tasks {
             outln!("  task {task}: {:.0}% of the steps", share * 100.0);
+        }
+        for i in &m.iterates {
+            outln!(
+                "  iterate of {}{}: objective {:.6e}, {} steps, {} useful",
+                i.task,
+                if i.open { "" } else { " (closed)" },
+                i.objective,
+                i.steps,
+                i.useful
+            );
         }
         if let Some(t) = m.paused_until {
             outln!("paused until unix time {t}: blocks came faster than the clock allows");

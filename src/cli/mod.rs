@@ -23,7 +23,7 @@ mod bench;
 mod client;
 mod compute;
 mod node;
-mod testnet;
+pub mod testnet;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -35,7 +35,7 @@ pub const SKETCH_ROWS_PER_DIM: usize = 8;
 /// (down to 1/64: a Gauss–Newton direction from the box is accepted at one of them; more
 /// candidates cost an objective each on every step, the line search being the step's
 /// largest cost after the Gram).
-pub const LINE_SEARCH_CANDIDATES: usize = 4;
+pub const LINE_SEARCH_CANDIDATES: usize = 6;
 /// `log2` of the ratio between consecutive candidate step lengths.
 pub const LINE_SEARCH_SHRINK_LOG2: usize = 2;
 /// Armijo constant `c₁`.

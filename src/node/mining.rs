@@ -29,6 +29,8 @@ pub(super) struct Mining {
     pool: MinerPool,
     /// Our own iterate of every task we step (DESIGN.md §3.4), kept across jobs.
     iterates: HashMap<Hash256, Arc<SharedIterate>>,
+    /// The figures of the iterates of tasks that closed, oldest first.
+    finished: Vec<IterateInfo>,
     payout: Address,
     started: Instant,
     blocks_found: u64,
@@ -44,6 +46,33 @@ pub(super) struct Mining {
     /// which one is not, and whether a wake-up is scheduled for it.
     paused_until: Option<u64>,
     wake_pending: bool,
+}
+
+/// The miner's iterate of one task.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct IterateInfo {
+    /// The task.
+    pub task: Hash256,
+    /// The iterate's objective (the task's score at it).
+    pub objective: f64,
+    /// Steps computed from it since mining started.
+    pub steps: u64,
+    /// Of those, the outputs it adopted.
+    pub adopted: u64,
+    /// Of those, the ones that improved it by the network's relative margin: the useful
+    /// steps (a lower objective by the perturbation's noise alone is adopted, not useful).
+    pub useful: u64,
+    /// Whether the task is still open (the miner keeps the figures of the last
+    /// [`FINISHED_KEPT`] tasks it stopped mining).
+    pub open: bool,
+}
+
+/// Closed tasks whose iterate figures `mining_info` keeps.
+pub const FINISHED_KEPT: usize = 64;
+
+fn iterate_info(task: Hash256, it: &SharedIterate, open: bool) -> IterateInfo {
+    let (steps, adopted, useful) = it.counts();
+    IterateInfo { task, objective: it.objective(), steps, adopted, useful, open }
 }
 
 /// What `mining_info` reports.
@@ -64,6 +93,9 @@ pub struct MiningInfo {
     /// Steps whose output the miner adopted (it lowered its iterate of the task): the
     /// useful ones.
     pub steps_adopted: u64,
+    /// Per task the miner has an iterate of: its objective, the steps computed from it and
+    /// the outputs it adopted.
+    pub iterates: Vec<IterateInfo>,
     /// Recent steps per second (over the last second or more).
     pub steps_per_sec: f64,
     /// Blocks mined into the chain since mining started.
@@ -161,6 +193,7 @@ impl Node {
         self.mining = Some(Mining {
             pool,
             iterates,
+            finished: Vec::new(),
             payout,
             started: now,
             blocks_found: 0,
@@ -197,6 +230,7 @@ impl Node {
                 tasks: Vec::new(),
                 steps: 0,
                 steps_adopted: 0,
+                iterates: Vec::new(),
                 steps_per_sec: 0.0,
                 blocks_found: 0,
                 held_updates: 0,
@@ -211,6 +245,13 @@ impl Node {
                 tasks: m.tasks.clone(),
                 steps: m.pool.steps(),
                 steps_adopted: m.pool.adopted(),
+                iterates: {
+                    let mut v: Vec<IterateInfo> =
+                        m.iterates.iter().map(|(task, it)| iterate_info(*task, it, true)).collect();
+                    v.sort_by_key(|i| i.task);
+                    v.extend(m.finished.iter().cloned());
+                    v
+                },
                 steps_per_sec: m.rate(),
                 blocks_found: m.blocks_found,
                 held_updates: m.held.len(),
@@ -309,13 +350,21 @@ impl Node {
             if !(iterate.objective() <= best_score) {
                 iterate.reset(best, best_score);
             }
-            jobs.push(TaskJob { template, iterate, weight, solves_at });
+            jobs.push(TaskJob { template, iterate, weight, solves_at, margin: params.min_relative_improvement });
         }
         let m = self.mining.as_mut().expect("checked above");
         m.held = held;
         m.paused_until = None;
         let state = self.chain.state();
-        m.iterates.retain(|id, _| state.task(id).is_some_and(|t| t.is_open_at(height)));
+        let closed: Vec<Hash256> =
+            m.iterates.keys().filter(|id| !state.task(id).is_some_and(|t| t.is_open_at(height))).copied().collect();
+        for id in closed {
+            if let Some(it) = m.iterates.remove(&id) {
+                m.finished.push(iterate_info(id, &it, false));
+            }
+        }
+        let excess = m.finished.len().saturating_sub(FINISHED_KEPT);
+        m.finished.drain(..excess);
         m.tasks = tasks;
         m.pool.set_job(jobs);
         Ok(())

@@ -70,7 +70,7 @@ pub const PERTURB_FLOOR_OF_BOX: f64 = 1.0 / 1024.0;
 /// Fixed per-step overhead in priced flops (allocation, the transcript's SHA-256, the
 /// random streams' set-up), added to every step's price so small shapes pay for it;
 /// fitted with [`CLASS_WEIGHTS_16`].
-pub const STEP_OVERHEAD_FLOPS: u64 = 88_119;
+pub const STEP_OVERHEAD_FLOPS: u64 = 92_509;
 
 /// Everything the cost of a step depends on: known from a task spec before any data is
 /// built, so admission can refuse an over-priced task cheaply.
@@ -144,8 +144,9 @@ pub fn step_flop_classes(shape: &StepShape) -> FlopClasses {
     c.gram += n * d * (d + 1) + n * d;
     c.level2 += 4 * n * d;
     c.factor += 4 * d * (d + 1);
-    // Ridge, factor, solve, (rank-1 term), the direction's dot product.
-    c.elementwise += d;
+    // The box's active set, ridge, factor, solve, (rank-1 term), the direction's dot
+    // product.
+    c.elementwise += 3 * d;
     c.factor += d * d * d / 3 + 2 * d * d + if cr.is_some() { d * (d + 1) } else { 0 };
     c.level2 += 2 * d;
     // Candidates (axpy and projection) and the perturbation with its projection.
@@ -161,12 +162,12 @@ pub fn step_flops(shape: &StepShape) -> u64 {
 /// Calibrated weights of the flop classes, in sixteenths of a priced flop (a flop of the
 /// Gauss–Newton Gram is 16): fitted to minimise the spread of replay time per mWU over the
 /// sweep of `gradientcoin bench cost --classes` (release build with the binary's mimalloc
-/// allocator, AMD EPYC, 2026-12-02, `scripts/fit_cost.sh 20`: spread 1.22 on the fitted
+/// allocator, AMD EPYC, 2026-12-02, `scripts/fit_cost.sh 20`: spread 1.26 on the fitted
 /// sweep). The counted-flop formula itself stays unweighted. The fit is ill-conditioned
 /// (several classes grow together with n·d; the elementwise weight absorbs the per-row
 /// memory passes), so the weights are a good price, not a measurement of each class.
 pub const CLASS_WEIGHTS_16: FlopClasses =
-    FlopClasses { transcendental: 260, elementwise: 214, level2: 31, gram: 16, factor: 657 };
+    FlopClasses { transcendental: 283, elementwise: 94, level2: 39, gram: 16, factor: 530 };
 
 /// The price of one step of this shape in mWU: the flop classes weighted by
 /// [`CLASS_WEIGHTS_16`], plus the fixed overhead, rounded up. Integer arithmetic only.
@@ -242,11 +243,29 @@ impl SoftmaxProblem {
         if let (Some(c), Some(g1), Some(l1)) = (&self.copyright, &g1, ev.l1()) {
             add_rank1(&mut h, 2.0 * c.spec.gamma / (l1 * l1 * l1), g1);
         }
+        // Projected Newton on the box (Bertsekas 1982): a coordinate at its bound whose
+        // descent direction points out of the box is held fixed (its row and column of H
+        // become the identity's, its gradient entry 0), so the step moves the free ones
+        // instead of projecting a full step back. Constant work: one pass over d.
+        let mut g_free = g.clone();
+        let b = self.x_bound();
+        count_flops(2 * d as u64);
+        for j in 0..d {
+            let outward = (x[j] >= b && g[j] < 0.0) || (x[j] <= -b && g[j] > 0.0);
+            if outward {
+                g_free[j] = 0.0;
+                for k in 0..d {
+                    h.set(j, k, 0.0);
+                    h.set(k, j, 0.0);
+                }
+                h.set(j, j, 1.0);
+            }
+        }
         let chol = Cholesky::factor_shifted(&h, sketch::ridge(&h))?;
-        let dir = chol.solve(&g);
+        let dir = chol.solve(&g_free);
         check_finite("search direction", &dir)?;
         transcript.vector(&dir);
-        let slope = det::dot(&g, &dir);
+        let slope = det::dot(&g_free, &dir);
         let mut best: Option<(usize, f64, Vec<f64>)> = None;
         for j in 0..LINE_SEARCH_CANDIDATES {
             let t = step_length(j);
