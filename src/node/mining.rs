@@ -90,11 +90,11 @@ pub struct MiningInfo {
     pub tasks: Vec<(Hash256, f64)>,
     /// Steps (tickets) tried since mining started.
     pub steps: u64,
-    /// Steps whose output the miner adopted (it lowered its iterate of the task): the
-    /// useful ones.
+    /// Steps whose output the miner adopted (it lowered its iterate of the task); the
+    /// useful ones among them are counted per task in `iterates`.
     pub steps_adopted: u64,
-    /// Per task the miner has an iterate of: its objective, the steps computed from it and
-    /// the outputs it adopted.
+    /// Per task the miner has an iterate of: its objective, the steps computed from it,
+    /// the outputs it adopted and the useful ones.
     pub iterates: Vec<IterateInfo>,
     /// Recent steps per second (over the last second or more).
     pub steps_per_sec: f64,
@@ -178,8 +178,9 @@ impl Node {
         let (held, iterates) = self.mining.take().map(|m| (m.held, m.iterates)).unwrap_or_default();
         let weak = self.weak_self.clone();
         // `try_send`: a miner thread must never block on a full queue while the node thread
-        // joins it (stopping the miner); a dropped find is one lost block at worst, a
-        // dropped target report is re-sent by the next adopted step.
+        // joins it (stopping the miner); a dropped find is one lost block at worst, and a
+        // dropped target report is made up for by the task's next find (its witness then
+        // solves the task and `on_mined` builds the update).
         let on_event = Arc::new(move |event: MinerEvent| {
             if let Some(tx) = weak.upgrade() {
                 let _ = tx.try_send(match event {
