@@ -108,7 +108,7 @@ impl ChainParams {
         build(Setup {
             network: Network::Test,
             genesis_time: 1_795_000_000,
-            // About 9,000 steps of the public task (3,787 mWU) per block at the max target:
+            // About 7,200 steps of the public task (4,643 mWU) per block at the max target:
             // ~2.5 s for one miner thread of the exact Gauss–Newton step, ~0.8 s for the
             // README's three-node testnet, so ASERT's 2 s spacing is reached within minutes.
             max_target_bits: 0x1d7f_ff80,
