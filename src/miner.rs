@@ -150,21 +150,7 @@ impl Template {
     /// One ticket: the step with nonce `nonce`; the block if its hash meets
     /// `target * cost`.
     pub fn try_nonce(&self, nonce: u64) -> Option<Block> {
-        self.try_nonce_output(nonce).map(|(b, _)| b)
-    }
-
-    /// [`Template::try_nonce`], also returning the step's output (the block's new
-    /// parameters for its task), so the miner can score it without another step.
-    pub fn try_nonce_output(&self, nonce: u64) -> Option<(Block, Params)> {
-        let mut header = self.header;
-        header.nonce = nonce;
-        let out = self.problem.step(&self.input, &header.ticket_seed()).ok()?;
-        header.work.output_hash = out.output_hash();
-        (header.pow_value() <= self.effective_target).then(|| {
-            let block =
-                Block { header, witness: WorkWitness { input_params: self.input.0.clone() }, txs: self.txs.clone() };
-            (block, out.params)
-        })
+        self.step_at(&self.input, self.header.work.input_hash, nonce)?.1
     }
 
     /// Tries nonces `start..start + max_steps`, one solver step each; returns the first
@@ -291,14 +277,20 @@ impl Template {
     /// One chained ticket: the step of `nonce` from `input` (the header's `input_hash`
     /// set to it); the block too if its hash meets `target * cost`.
     pub fn step_from(&self, input: &Iterate, nonce: u64) -> Option<(StepOutput, Option<Block>)> {
+        self.step_at(&input.params, input.hash, nonce)
+    }
+
+    /// The step of `nonce` from `params` (whose params hash is `hash`), and the block if
+    /// its hash meets `target * cost`; `None` if the step fails.
+    fn step_at(&self, params: &Params, hash: Hash256, nonce: u64) -> Option<(StepOutput, Option<Block>)> {
         let mut header = self.header;
         header.nonce = nonce;
-        header.work.input_hash = input.hash;
-        let out = self.problem.step(&input.params, &header.ticket_seed()).ok()?;
+        header.work.input_hash = hash;
+        let out = self.problem.step(params, &header.ticket_seed()).ok()?;
         header.work.output_hash = out.output_hash();
         let block = (header.pow_value() <= self.effective_target).then(|| Block {
             header,
-            witness: WorkWitness { input_params: input.params.0.clone() },
+            witness: WorkWitness { input_params: params.0.clone() },
             txs: self.txs.clone(),
         });
         Some((out, block))

@@ -277,7 +277,6 @@ async fn run_async(network: Network, args: TestnetArgs) -> anyhow::Result<()> {
 async fn watch(procs: &mut [Proc], args: &TestnetArgs, started: Instant) -> anyhow::Result<Summary> {
     let human = !args.json;
     let mut demo: Option<(String, f64)> = None;
-    let mut demo_clock = DemoClock::default();
     // The children run in their own process groups: Ctrl-C reaches only us, and we stop
     // them in order (mining first, so they end on one tip).
     let mut ctrl_c = Box::pin(tokio::signal::ctrl_c());
@@ -316,13 +315,10 @@ async fn watch(procs: &mut [Proc], args: &TestnetArgs, started: Instant) -> anyh
             match &demo {
                 None => demo = try_submit_demo(&procs[0].client, human).await?,
                 Some((id, _)) => match procs[0].client.api().task_get(id.clone()).await {
-                    Ok(t) => {
-                        demo_clock.observe(&t);
-                        line.push_str(&format!(
-                            " | demo {} chain best {:.3e} (target {:.0e})",
-                            t.status, t.best_score, t.target_score
-                        ))
-                    }
+                    Ok(t) => line.push_str(&format!(
+                        " | demo {} chain best {:.3e} (target {:.0e})",
+                        t.status, t.best_score, t.target_score
+                    )),
                     Err(e) => {
                         let e = procs[0].client.explain(e);
                         if e.code() != Some(rpc::code::NOT_FOUND) {
@@ -343,23 +339,7 @@ async fn watch(procs: &mut [Proc], args: &TestnetArgs, started: Instant) -> anyh
             break;
         }
     }
-    summarize(procs, demo, demo_clock, started).await
-}
-
-/// When the demo task was first seen in a block and first seen solved.
-#[derive(Default)]
-struct DemoClock {
-    mined: Option<Instant>,
-    solved: Option<Instant>,
-}
-
-impl DemoClock {
-    fn observe(&mut self, t: &rpc::TaskView) {
-        self.mined.get_or_insert_with(Instant::now);
-        if t.status == "solved" && self.solved.is_none() {
-            self.solved = Some(Instant::now());
-        }
-    }
+    summarize(procs, demo, started).await
 }
 
 /// Submits the demo task from the first node once its wallet can pay; `(task id, its
@@ -381,12 +361,7 @@ async fn try_submit_demo(c: &RpcClient, human: bool) -> anyhow::Result<Option<(S
     Ok(Some((s.task, init)))
 }
 
-async fn summarize(
-    procs: &[Proc],
-    demo: Option<(String, f64)>,
-    clock: DemoClock,
-    started: Instant,
-) -> anyhow::Result<Summary> {
+async fn summarize(procs: &[Proc], demo: Option<(String, f64)>, started: Instant) -> anyhow::Result<Summary> {
     // Stop mining everywhere and let in-flight blocks settle. Miners may end on tips of
     // equal work (ties keep the first seen): then the first node alone mines until every
     // node follows it.
@@ -452,16 +427,15 @@ async fn summarize(
                 best_score: t.best_score,
                 target_score: t.target_score,
                 blocks_to_solve: t.closed_height.filter(|_| t.status == "solved").map(|h| h - t.created_height),
+                // By the blocks' own times (whole seconds).
                 seconds_to_solve: match (t.status.as_str(), t.closed_height) {
-                    // By the blocks' own times (whole seconds), which the view's one-second
-                    // ticks would blur.
                     ("solved", Some(h)) => {
                         let time = |h: u64| async move {
                             c.api().chain_get_block(serde_json::json!(h)).await.map(|b| b.time).ok()
                         };
                         match (time(t.created_height).await, time(h).await) {
                             (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64),
-                            _ => clock.mined.zip(clock.solved).map(|(m, s)| s.duration_since(m).as_secs_f64()),
+                            _ => None,
                         }
                     }
                     _ => None,
