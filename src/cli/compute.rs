@@ -116,7 +116,7 @@ enum RowsArg {
 }
 
 /// Splits `k=v,k=v` into pairs, rejecting repeats and malformed items.
-fn key_values(s: &str) -> Result<Vec<(&str, &str)>, String> {
+pub(super) fn key_values(s: &str) -> Result<Vec<(&str, &str)>, String> {
     let mut out: Vec<(&str, &str)> = Vec::new();
     for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
         let (k, v) = item.split_once('=').ok_or_else(|| format!("{item:?} is not key=value"))?;

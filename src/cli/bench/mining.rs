@@ -28,6 +28,7 @@ pub const TARGET_FRACTION: f64 = 1e-14;
 const MAX_STEPS: u64 = 400;
 
 /// One planted shape of part 1.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Shape {
     /// The kind.
     pub kind: TaskKind,
@@ -40,18 +41,20 @@ pub struct Shape {
     /// Row scale of the planted data (larger: the start is further from x* and the map
     /// more saturated).
     pub scale: f64,
+    /// Dataset seed.
+    pub seed: u64,
 }
 
 /// The planted shapes of part 1.
 pub fn shapes() -> Vec<Shape> {
     vec![
-        Shape { kind: TaskKind::Softmax, n: 2000, d: 16, reg: 0.0, scale: 0.5 },
-        Shape { kind: TaskKind::Softmax, n: 10000, d: 64, reg: 0.0, scale: 0.5 },
-        Shape { kind: TaskKind::Softmax, n: 8192, d: 48, reg: 1e-6, scale: 0.5 },
-        Shape { kind: TaskKind::Softmax, n: 4096, d: 128, reg: 0.0, scale: 0.5 },
-        Shape { kind: TaskKind::ResnetSoftmax, n: 6000, d: 32, reg: 1e-6, scale: 0.5 },
-        Shape { kind: TaskKind::Softmax, n: 8192, d: 48, reg: 1e-6, scale: 4.0 },
-        Shape { kind: TaskKind::Softmax, n: 4096, d: 32, reg: 1e-6, scale: 16.0 },
+        Shape { kind: TaskKind::Softmax, n: 2000, d: 16, reg: 0.0, scale: 0.5, seed: 11 },
+        Shape { kind: TaskKind::Softmax, n: 10000, d: 64, reg: 0.0, scale: 0.5, seed: 11 },
+        Shape { kind: TaskKind::Softmax, n: 8192, d: 48, reg: 1e-6, scale: 0.5, seed: 11 },
+        Shape { kind: TaskKind::Softmax, n: 4096, d: 128, reg: 0.0, scale: 0.5, seed: 11 },
+        Shape { kind: TaskKind::ResnetSoftmax, n: 6000, d: 32, reg: 1e-6, scale: 0.5, seed: 11 },
+        Shape { kind: TaskKind::Softmax, n: 8192, d: 48, reg: 1e-6, scale: 4.0, seed: 11 },
+        Shape { kind: TaskKind::Softmax, n: 4096, d: 32, reg: 1e-6, scale: 16.0, seed: 11 },
     ]
 }
 
@@ -60,17 +63,56 @@ impl Shape {
     pub fn spec(&self) -> TaskSpec {
         TaskSpec {
             kind: self.kind,
-            data: TaskData::Synthetic { n: self.n, d: self.d, seed: 11, scale: self.scale },
+            data: TaskData::Synthetic { n: self.n, d: self.d, seed: self.seed, scale: self.scale },
             reg_lambda: self.reg,
             copyright: None,
             target_score: 1e-12,
         }
     }
 
-    /// `kind n x d [+ reg]`.
+    /// `kind n x d scale S [seed N] [reg R]` (the seed only when it is not the default
+    /// shapes' 11).
     pub fn name(&self) -> String {
         let reg = if self.reg > 0.0 { format!(" reg {:e}", self.reg) } else { String::new() };
-        format!("{} {}x{} scale {}{reg}", self.kind.name(), self.n, self.d, self.scale)
+        let seed = if self.seed != 11 { format!(" seed {}", self.seed) } else { String::new() };
+        format!("{} {}x{} scale {}{seed}{reg}", self.kind.name(), self.n, self.d, self.scale)
+    }
+
+    /// Parses `n=ROWS,d=COLS[,scale=S][,seed=N][,reg=R][,kind=K]` (defaults: scale 0.5,
+    /// seed 11, reg 0, kind softmax), the `--shape` of `bench mining`.
+    ///
+    /// # Errors
+    /// A one-line message naming the malformed, unknown or missing key.
+    pub fn parse(s: &str) -> Result<Shape, String> {
+        let mut shape = Shape { kind: TaskKind::Softmax, n: 0, d: 0, reg: 0.0, scale: 0.5, seed: 11 };
+        for (k, v) in crate::cli::compute::key_values(s)? {
+            let bad = |what: &str| format!("{k}={v:?} is not {what}");
+            match k {
+                "n" => shape.n = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| bad("a positive integer"))?,
+                "d" => shape.d = v.parse().ok().filter(|d| *d > 0).ok_or_else(|| bad("a positive integer"))?,
+                "seed" => shape.seed = v.parse().map_err(|_| bad("an unsigned integer"))?,
+                "scale" => {
+                    shape.scale = v
+                        .parse()
+                        .ok()
+                        .filter(|x: &f64| *x > 0.0 && x.is_finite())
+                        .ok_or_else(|| bad("a positive number"))?
+                }
+                "reg" => {
+                    shape.reg = v
+                        .parse()
+                        .ok()
+                        .filter(|x: &f64| *x >= 0.0 && x.is_finite())
+                        .ok_or_else(|| bad("a finite non-negative number"))?
+                }
+                "kind" => shape.kind = v.parse().map_err(|e: crate::pouw::task::TaskError| e.to_string())?,
+                other => return Err(format!("unknown key {other:?} (expected n, d, scale, seed, reg, kind)")),
+            }
+        }
+        if shape.n == 0 || shape.d == 0 {
+            return Err(format!("{s:?} needs both n=ROWS and d=COLS"));
+        }
+        Ok(shape)
     }
 }
 
@@ -113,14 +155,16 @@ pub fn measure(shape: &Shape, rules: &[StepRule]) -> anyhow::Result<ShapeResult>
     Ok(ShapeResult { target, solve, rules: out })
 }
 
-/// Part 1: prints the table and returns the worst consensus-rule ratio.
-pub fn planted() -> anyhow::Result<f64> {
+/// Part 1: prints the table for `shapes`, each measured with `rules` (the consensus rule
+/// first), and returns the worst consensus-rule ratio (infinite when a target was not
+/// reached).
+pub fn planted(shapes: &[Shape], rules: &[StepRule]) -> anyhow::Result<f64> {
     outln!("== chained ticket steps from x = 0 to the target vs the off-chain solve (counted flops, 1 WU = 1e6)");
     outln!("   target: {TARGET_FRACTION:e} of the way back from the solved score to the start's");
     outln!("  {:<44} {:<20} {:>6} {:>8} {:>10} {:>8}", "task", "step", "steps", "adopted", "WU", "vs solve");
     let mut worst = 0.0f64;
-    for shape in shapes() {
-        let r = measure(&shape, &StepRule::ALL)?;
+    for shape in shapes {
+        let r = measure(shape, rules)?;
         let name = shape.name();
         outln!("  {name}: target score {:.3e}", r.target);
         outln!(
@@ -281,10 +325,12 @@ fn print_network(r: &NetworkRun) -> anyhow::Result<f64> {
     Ok(useful)
 }
 
-/// Runs the benchmark (part 2 unless `planted_only`).
-pub fn run(planted_only: bool) -> anyhow::Result<()> {
-    let ratio = planted()?;
-    if planted_only {
+/// Runs the benchmark: part 1 on the default shapes with every rule, or on `custom`
+/// shapes with the consensus rule only (the measured alternatives are slower and their
+/// comparison is the default shapes' job); part 2 unless `planted_only` or custom shapes.
+pub fn run(planted_only: bool, custom: Vec<Shape>) -> anyhow::Result<()> {
+    let ratio = if custom.is_empty() { planted(&shapes(), &StepRule::ALL)? } else { planted(&custom, &[TICKET_RULE])? };
+    if planted_only || !custom.is_empty() {
         outln!("wu-ratio {ratio:.2}");
         return Ok(());
     }
@@ -303,8 +349,8 @@ mod tests {
     #[test]
     fn the_consensus_step_is_the_cheapest_rule_and_within_1_5x_of_the_solve() {
         for shape in [
-            Shape { kind: TaskKind::Softmax, n: 1000, d: 12, reg: 0.0, scale: 0.5 },
-            Shape { kind: TaskKind::ResnetSoftmax, n: 1000, d: 12, reg: 1e-6, scale: 2.0 },
+            Shape { kind: TaskKind::Softmax, n: 1000, d: 12, reg: 0.0, scale: 0.5, seed: 11 },
+            Shape { kind: TaskKind::ResnetSoftmax, n: 1000, d: 12, reg: 1e-6, scale: 2.0, seed: 11 },
         ] {
             let r = measure(&shape, &StepRule::ALL).unwrap();
             assert!(r.rules.iter().all(|(_, t)| t.reached), "{}: every rule reaches the target", shape.name());
@@ -317,5 +363,43 @@ mod tests {
                 shape.name()
             );
         }
+    }
+
+    #[test]
+    fn a_shape_parses_with_defaults_and_every_key() {
+        let s = Shape::parse("n=8192,d=48").unwrap();
+        assert_eq!(s, Shape { kind: TaskKind::Softmax, n: 8192, d: 48, reg: 0.0, scale: 0.5, seed: 11 });
+        let s = Shape::parse("kind=resnet_softmax, n=100,d=4,scale=8,seed=21,reg=1e-6").unwrap();
+        assert_eq!(s, Shape { kind: TaskKind::ResnetSoftmax, n: 100, d: 4, reg: 1e-6, scale: 8.0, seed: 21 });
+        assert_eq!(s.name(), "resnet_softmax 100x4 scale 8 seed 21 reg 1e-6");
+    }
+
+    #[test]
+    fn a_malformed_shape_is_a_one_line_error_naming_the_key() {
+        for (arg, needle) in [
+            ("n=10", "needs both n=ROWS and d=COLS"),
+            ("n=10,d=0", "d=\"0\" is not a positive integer"),
+            ("n=10,d=3,scale=-1", "scale=\"-1\" is not a positive number"),
+            ("n=10,d=3,reg=nan", "reg=\"nan\" is not a finite non-negative number"),
+            ("n=10,d=3,kind=svm", "svm"),
+            ("n=10,d=3,rows=4", "unknown key \"rows\""),
+            ("n=10,n=11,d=3", "n is given twice"),
+        ] {
+            let e = Shape::parse(arg).unwrap_err();
+            assert!(e.contains(needle) && !e.contains('\n'), "{arg}: {e}");
+        }
+    }
+
+    /// A custom shape is measured like a default one: the consensus rule's trajectory
+    /// from the planted start reaches the solve's target on a small scale-0.5 task.
+    #[test]
+    fn a_custom_shape_is_measured_with_the_consensus_rule() {
+        let shape = Shape::parse("n=600,d=8,seed=3").unwrap();
+        let r = measure(&shape, &[TICKET_RULE]).unwrap();
+        assert_eq!(r.rules.len(), 1);
+        let (rule, t) = &r.rules[0];
+        assert_eq!(*rule, TICKET_RULE);
+        assert!(t.reached && t.score <= r.target, "{}: {} > {}", shape.name(), t.score, r.target);
+        assert!(r.ticket_ratio() > 0.0);
     }
 }
