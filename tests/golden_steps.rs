@@ -9,7 +9,7 @@ use gradientcoin::compute::copyright::{Copyright, CopyrightVariant};
 use gradientcoin::compute::det::bits_hash;
 use gradientcoin::compute::nmr::Phi;
 use gradientcoin::compute::problem::{Certificate, Problem};
-use gradientcoin::compute::softmax::{SoftmaxOptions, SoftmaxProblem, Synthetic, uniform_reg};
+use gradientcoin::compute::softmax::{SoftmaxOptions, SoftmaxProblem, Synthetic, damping, uniform_reg};
 use std::collections::BTreeMap;
 
 fn cert_bits(c: &Certificate) -> Vec<f64> {
@@ -52,6 +52,11 @@ fn cases() -> Vec<(String, SoftmaxProblem)> {
 #[test]
 fn golden_step_hashes_of_every_kind() {
     let mut computed = BTreeMap::new();
+    // The first seed `[k; 32]` (k >= 3) whose ticket is damped, and its ridge multiplier:
+    // pins the damping draw, and a damped step of every kind below.
+    let k = (3u8..=255).find(|k| damping(&[*k; 32]) > 1.0).expect("one seed in 8 is damped");
+    computed.insert("damping/first_damped_seed_byte".into(), k.to_string());
+    computed.insert("damping/multiplier".into(), damping(&[k; 32]).to_string());
     for (name, p) in cases() {
         let x0 = p.init();
         let s1 = p.step(&x0, &[1u8; 32]).expect("step from init");
@@ -66,6 +71,8 @@ fn golden_step_hashes_of_every_kind() {
         // The step's own objective is the certificate's score, bit for bit.
         assert_eq!(cert.score.to_bits(), s2.objective.to_bits(), "{name}");
         computed.insert(format!("{name}/step2_certificate"), bits_hash(&cert_bits(&cert)).to_string());
+        let s3 = p.step(&s2.params, &[k; 32]).expect("damped step");
+        computed.insert(format!("{name}/step3_damped_output_hash"), s3.output_hash().to_string());
     }
     common::vectors::check("steps", &computed);
 }

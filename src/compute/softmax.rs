@@ -15,7 +15,7 @@ mod synthetic;
 
 pub use step::{
     CLASS_WEIGHTS_16, FlopClasses, PERTURB_FLOOR_OF_BOX, STEP_OVERHEAD_FLOPS, StepRule, StepShape, TICKET_RULE,
-    step_cost_mwu, step_flop_classes, step_flops, step_length,
+    damping, step_cost_mwu, step_flop_classes, step_flops, step_length,
 };
 pub use synthetic::{Synthetic, synthetic_seed, uniform_reg};
 
@@ -38,6 +38,19 @@ pub const SKETCH_ROWS_PER_DIM: usize = 8;
 pub const LINE_SEARCH_CANDIDATES: usize = 6;
 /// `log2` of the ratio between consecutive candidate step lengths.
 pub const LINE_SEARCH_SHRINK_LOG2: usize = 2;
+/// One ticket in [`DAMPED_ONE_IN`] of the exact Gauss–Newton rule is damped: its ridge
+/// is multiplied by `2^(DAMPING_STEP_LOG2·k)` for `k` uniform in `1..=DAMPING_LEVELS`,
+/// drawn from the ticket seed (stream tag 11); the others take the full Gauss–Newton
+/// step. The damped ones are Levenberg–Marquardt steps from 16x up to 16^10 (~1e12) times
+/// the base ridge, down to gradient-like steps. Without them, an iterate where the
+/// Gauss–Newton model is wrong repeats the same failing step on every nonce: `bench mining
+/// --shape n=65536,d=96,scale=16,seed=21,reg=1e-6` stopped at 2.6e-4 for 400 steps.
+pub const DAMPING_LEVELS: u64 = 10;
+/// A ticket is damped with probability `1/DAMPED_ONE_IN` (few enough that a converging
+/// trajectory loses little, enough that a stalled iterate soon draws every level).
+pub const DAMPED_ONE_IN: u64 = 16;
+/// `log2` of the ratio between consecutive damping levels.
+pub const DAMPING_STEP_LOG2: u64 = 4;
 /// Armijo constant `c₁`.
 pub const ARMIJO_C1: f64 = 1e-4;
 /// Every `z = Ax` of an iterate in the box satisfies `|z_i| <= Z_BOUND` (DESIGN.md §3.2):

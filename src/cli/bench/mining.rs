@@ -343,11 +343,13 @@ pub fn run(planted_only: bool, custom: Vec<Shape>) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    /// DESIGN.md §3.4's goal on small planted shapes (the benchmark runs larger ones):
-    /// the consensus step reaches the target within 1.5x the solve's flops, and the
-    /// sampled rules it was chosen over need more.
+    /// DESIGN.md §3.4's goal on tiny planted shapes (the benchmark's larger ones must
+    /// hold 1.5x): the consensus step reaches the target within 2x the solve's flops, and
+    /// the sampled rules it was chosen over need more. 2x, not 1.5x: these take 3–5 chained
+    /// steps, so one ticket that draws a high damping level (one in 16 is damped,
+    /// `DAMPED_ONE_IN`) costs a whole extra step, +25–33%.
     #[test]
-    fn the_consensus_step_is_the_cheapest_rule_and_within_1_5x_of_the_solve() {
+    fn the_consensus_step_is_the_cheapest_rule_and_within_2x_of_the_solve_on_tiny_shapes() {
         for shape in [
             Shape { kind: TaskKind::Softmax, n: 1000, d: 12, reg: 0.0, scale: 0.5, seed: 11 },
             Shape { kind: TaskKind::ResnetSoftmax, n: 1000, d: 12, reg: 1e-6, scale: 2.0, seed: 11 },
@@ -355,7 +357,7 @@ mod tests {
             let r = measure(&shape, &StepRule::ALL).unwrap();
             assert!(r.rules.iter().all(|(_, t)| t.reached), "{}: every rule reaches the target", shape.name());
             let ratio = r.ticket_ratio();
-            assert!(ratio <= 1.5, "{}: {ratio:.2}x the solve", shape.name());
+            assert!(ratio <= 2.0, "{}: {ratio:.2}x the solve", shape.name());
             let ticket = r.rules[0].1.flops;
             assert!(
                 r.rules[1..].iter().all(|(_, t)| t.flops > ticket),
@@ -401,5 +403,18 @@ mod tests {
         assert_eq!(*rule, TICKET_RULE);
         assert!(t.reached && t.score <= r.target, "{}: {} > {}", shape.name(), t.score, r.target);
         assert!(r.ticket_ratio() > 0.0);
+    }
+
+    /// Regression: at this saturated planted shape the undamped exact Gauss–Newton ticket
+    /// was still far from the solve's score after 400 chained steps (8.2x its flops),
+    /// because an iterate where the Gauss–Newton model is wrong drew the same failing
+    /// step on every nonce. With one ticket in sixteen damped it reaches the target.
+    #[test]
+    fn a_saturated_task_that_stalled_the_undamped_ticket_is_solved_by_chained_tickets() {
+        let shape = Shape::parse("n=8192,d=48,scale=8,seed=21,reg=1e-6").unwrap();
+        let r = measure(&shape, &[TICKET_RULE]).unwrap();
+        let t = &r.rules[0].1;
+        assert!(t.reached, "{}: {} after {} steps, target {}", shape.name(), t.score, t.steps, r.target);
+        assert!(r.ticket_ratio() <= 1.5, "{}: {:.2}x the solve", shape.name(), r.ticket_ratio());
     }
 }

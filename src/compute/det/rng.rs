@@ -33,6 +33,8 @@ pub mod tags {
     pub const MINIBATCH: u32 = 9;
     /// The mining ticket's perturbation of the iterate (DESIGN.md §3).
     pub const TICKET_PERTURBATION: u32 = 10;
+    /// The mining ticket's Levenberg–Marquardt damping level (DESIGN.md §3.4).
+    pub const TICKET_DAMPING: u32 = 11;
 }
 
 /// One deterministic random stream `(seed, tag, t)`.

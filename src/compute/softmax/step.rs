@@ -3,7 +3,8 @@
 //! One ticket ([`TICKET_RULE`], exact Gauss–Newton): perturb (tag 10) and project onto
 //! the box; objective and gradient; the Gauss–Newton matrix `H = Jᵀdiag(m)J +
 //! Aᵀdiag(w²)A [+ 2γ/ℓ₁³ g₁g₁ᵀ]` formed exactly (one weighted Gram of `A` and a rank-2
-//! term), with a fixed ridge; the direction `H⁻¹∇L`; every one of the
+//! term), with a ridge scaled by the seed's damping level ([`damping`]); the direction
+//! `H⁻¹∇L`; every one of the
 //! [`LINE_SEARCH_CANDIDATES`] step lengths [`step_length`] evaluated (projected onto the
 //! box), the best satisfying Armijo taken. [R] SOLVERS.md §0.5 items 2–3 with the
 //! Gauss–Newton matrix formed exactly.
@@ -24,10 +25,12 @@
 
 use super::objective::add_rank1;
 use super::{
-    ARMIJO_C1, LINE_SEARCH_CANDIDATES, LINE_SEARCH_SHRINK_LOG2, SAMPLE_BETA, SKETCH_ROWS_PER_DIM, SoftmaxProblem,
+    ARMIJO_C1, DAMPED_ONE_IN, DAMPING_LEVELS, DAMPING_STEP_LOG2, LINE_SEARCH_CANDIDATES, LINE_SEARCH_SHRINK_LOG2,
+    SAMPLE_BETA, SKETCH_ROWS_PER_DIM, SoftmaxProblem,
 };
 use crate::compute::copyright::CopyrightVariant;
-use crate::compute::det::{self, Cholesky, Mat, count_flops};
+use crate::compute::det::rng::tags;
+use crate::compute::det::{self, Cholesky, DetRng, Mat, count_flops};
 use crate::compute::nmr::Phi;
 use crate::compute::problem::{FLOPS_PER_MWU, Params, Problem, ProblemError, Stage, StepOutput, Transcript, perturb};
 use crate::compute::sketch;
@@ -261,7 +264,9 @@ impl SoftmaxProblem {
                 h.set(j, j, 1.0);
             }
         }
-        let chol = Cholesky::factor_shifted(&h, sketch::ridge(&h))?;
+        // Only the consensus rule is damped: the sampled rules stay issue 8's measured step.
+        let damp = if rule == StepRule::ExactGaussNewton { damping(seed) } else { 1.0 };
+        let chol = Cholesky::factor_shifted(&h, sketch::ridge(&h) * damp)?;
         let dir = chol.solve(&g_free);
         check_finite("search direction", &dir)?;
         transcript.vector(&dir);
@@ -285,6 +290,20 @@ impl SoftmaxProblem {
         let (digest, stages) = transcript.finish_with_log();
         Ok((StepOutput { params: Params(params), objective, digest }, stages))
     }
+}
+
+/// The ridge multiplier of the ticket with `seed` (stream tag 11, one draw): 1 with
+/// probability `1 − 1/DAMPED_ONE_IN`, else `2^(DAMPING_STEP_LOG2·k)`, `k` uniform in `1..=DAMPING_LEVELS`
+/// ([`DAMPING_LEVELS`] says why). The work of the step does not depend on it: one
+/// factorisation of `H + μI` whatever `μ`.
+///
+/// # Consensus
+/// Part of every ticket step of the family.
+pub fn damping(seed: &[u8; 32]) -> f64 {
+    let mut rng = DetRng::stream(seed, tags::TICKET_DAMPING, 0);
+    let undamped = (DAMPED_ONE_IN - 1) * DAMPING_LEVELS;
+    let r = rng.below(DAMPED_ONE_IN * DAMPING_LEVELS);
+    if r < undamped { 1.0 } else { (1u64 << (DAMPING_STEP_LOG2 * (1 + r - undamped))) as f64 }
 }
 
 /// The `j`-th candidate step length, `2^(-LINE_SEARCH_SHRINK_LOG2·j)`.
