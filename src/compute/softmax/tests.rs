@@ -608,3 +608,22 @@ fn chained_steps_reach_the_box_optimum_when_x_star_lies_outside_the_box() {
     let t = trajectory::chained(&p, &x0, target, 100, |x, seed| p.step(x, seed)).unwrap();
     assert!(t.reached, "{} steps, score {:e}, target {target:e}", t.steps, t.score);
 }
+
+/// A miner gains nothing by grinding for an undamped (or a damped) ticket: both count the
+/// same flops, and the damping draw really varies with the seed at the rate it claims.
+#[test]
+fn a_damped_ticket_costs_the_same_work_as_an_undamped_one() {
+    let (p, _) = planted(Phi::Softmax, 300, 8, 4);
+    let x = p.init();
+    let seeds: Vec<[u8; 32]> = (0..=255u8).map(|k| [k; 32]).collect();
+    let damped: Vec<&[u8; 32]> = seeds.iter().filter(|s| damping(s) > 1.0).collect();
+    let plain = seeds.iter().find(|s| damping(s) == 1.0).unwrap();
+    // 256 draws at 1/16: 16 expected; a broken draw (never or always damped) is far off.
+    assert!((4..=40).contains(&damped.len()), "{} of 256 seeds damped", damped.len());
+    let (out, work) = counted(|| p.step(&x, plain).unwrap());
+    for s in damped {
+        let (o, w) = counted(|| p.step(&x, s).unwrap());
+        assert_eq!(w, work, "damping {}", damping(s));
+        assert_ne!(o.params, out.params, "the damped direction differs");
+    }
+}
