@@ -155,6 +155,17 @@ pub fn measure(shape: &Shape, rules: &[StepRule]) -> anyhow::Result<ShapeResult>
     Ok(ShapeResult { target, solve, rules: out })
 }
 
+/// The end of a rule's row: nothing when it met the target, else where it stopped, so a
+/// shape the step stalls on shows how close it came (a slow tail against a step that made
+/// no progress at all).
+fn reach_note(t: &Trajectory, target: f64) -> String {
+    if t.reached {
+        String::new()
+    } else {
+        format!(" not reached in {} steps: score {:.4e}, target {:.4e}", t.steps, t.score, target)
+    }
+}
+
 /// Part 1: prints the table for `shapes`, each measured with `rules` (the consensus rule
 /// first), and returns the worst consensus-rule ratio (infinite when a target was not
 /// reached).
@@ -179,7 +190,7 @@ pub fn planted(shapes: &[Shape], rules: &[StepRule]) -> anyhow::Result<f64> {
         for (rule, t) in &r.rules {
             let ratio = t.flops as f64 / r.solve.flops.max(1) as f64;
             let mark = if *rule == TICKET_RULE { " (consensus)" } else { "" };
-            let reached = if t.reached { String::new() } else { format!(" not reached in {MAX_STEPS}") };
+            let reached = reach_note(t, r.target);
             outln!(
                 "  {:<44} {:<20} {:>6} {:>8} {:>10.1} {:>8.2}{mark}{reached}",
                 "",
@@ -365,6 +376,21 @@ mod tests {
                 shape.name()
             );
         }
+    }
+
+    #[test]
+    fn a_row_that_missed_its_target_says_how_close_it_came() {
+        let shape = Shape::parse("n=600,d=8,seed=3").unwrap();
+        let r = measure(&shape, &[TICKET_RULE]).unwrap();
+        let t = &r.rules[0].1;
+        assert_eq!(reach_note(t, r.target), "");
+        // The same trajectory measured against a target below the optimum.
+        let unreachable = r.target / 2.0;
+        let note = reach_note(&Trajectory { reached: false, ..t.clone() }, unreachable);
+        assert_eq!(
+            note,
+            format!(" not reached in {} steps: score {:.4e}, target {:.4e}", t.steps, t.score, unreachable)
+        );
     }
 
     #[test]
