@@ -407,6 +407,16 @@ pub enum ProblemError {
         /// Its value.
         value: f64,
     },
+    /// A block of an iterate lies outside the task's norm ball.
+    #[error("||{what}||_F = {norm:e} is outside the iterate ball of radius {radius:e}")]
+    OutsideBall {
+        /// Which block.
+        what: &'static str,
+        /// Its Frobenius norm.
+        norm: f64,
+        /// The radius.
+        radius: f64,
+    },
     /// An iterate coordinate lies outside the task's box.
     #[error("{what}[{index}] = {value:e} is outside the iterate box [-{bound:e}, {bound:e}]")]
     OutsideBox {

@@ -1,0 +1,213 @@
+//! The attention kind's mining step (DESIGN.md §3.2, v2; §3.4) and its price.
+//!
+//! One ticket: perturb (tag 10) and project onto the iterate balls; objective, gradient
+//! and the Gauss–Newton blocks; the joint Gauss–Newton normal matrix `JᵀJ` over `(X, Y)`
+//! formed exactly from its Kronecker structure (`O(n d⁴)`, [`AttentionProblem::normal_matrix`]);
+//! then the Levenberg–Marquardt path: for each of the [`LM_CANDIDATES`] ridges `μ_j = μ₀·16^j`
+//! (`μ₀ = 1e-6·tr(JᵀJ)/2d²` scaled by the seed's damping level, tag 11, the softmax
+//! family's [`damping`]) the full step `x − (JᵀJ + (ρ+μ_j)I)⁻¹∇L/2`, projected onto the balls
+//! and evaluated; the lowest value below the start's is taken. [R] the joint
+//! Levenberg–Marquardt variant of SOLVERS.md §5.4, with the accept/reject loop over `μ`
+//! replaced by a fixed set of ridges so the work is constant.
+//!
+//! Why this step: measured with chained tickets from `X = Y = 0` against the off-chain
+//! joint LM solve on planted 128x6 tasks (5 seeds, two scales, both kernels), the ridge
+//! path reached the solve's loss within 300 tickets on 15 of 20 tasks, a Gauss–Newton
+//! direction with 6 step lengths `4^-j` on 9, and either step preceded by an exact `Y`
+//! least-squares solve on 0 and 3.
+//! The problem is not convex: from `X = 0` every method, the off-chain solve included,
+//! sometimes ends in a local minimum.
+//!
+//! # Consensus
+//! The transcript absorbs, in this order: the perturbed iterate's objective, its
+//! gradient, then for each candidate its direction and its objective (`+inf` when its
+//! evaluation failed), and the chosen candidate's index ([`LM_CANDIDATES`] when none is
+//! below the start and the output is the perturbed iterate). Every stage always runs;
+//! a non-finite value or a failed factorisation is an error, never a cheap output.
+
+use super::objective::Level;
+use super::{AttentionProblem, Kernel};
+use crate::compute::det::{Cholesky, count_flops};
+use crate::compute::nmr::EXP_FLOPS;
+use crate::compute::problem::{FLOPS_PER_MWU, Params, Problem, ProblemError, Stage, StepOutput, Transcript, perturb};
+use crate::compute::sketch;
+use crate::compute::softmax::damping;
+
+/// Levenberg–Marquardt ridges the mining step tries, all of them: `μ_j = μ₀·16^j`,
+/// `j < LM_CANDIDATES`, each a full step `x − (JᵀJ + (ρ+μ_j)I)⁻¹∇L/2`.
+pub const LM_CANDIDATES: usize = 6;
+/// `log2` of the ratio between consecutive candidate ridges.
+pub const LM_RIDGE_STEP_LOG2: usize = 4;
+
+/// The `j`-th candidate's ridge multiplier, `2^(LM_RIDGE_STEP_LOG2·j)`.
+///
+/// # Consensus
+/// Part of every attention ticket step.
+pub fn lm_ridge_factor(j: usize) -> f64 {
+    (1u64 << (LM_RIDGE_STEP_LOG2 * j)) as f64
+}
+
+/// Fixed per-step overhead in priced flops (allocations, the transcript's SHA-256, the
+/// random streams' set-up).
+pub const ATTN_STEP_OVERHEAD_FLOPS: u64 = 92_509;
+
+/// Everything the price of a step depends on, known from a task spec before any data is
+/// built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttentionShape {
+    /// Token rows.
+    pub n: usize,
+    /// Width.
+    pub d: usize,
+    /// The kernel.
+    pub kernel: Kernel,
+}
+
+/// The flops of one step by class (the classes run at different speeds per flop, so the
+/// price weighs each by its own calibrated rate, [`attention_step_cost_mwu`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AttnFlopClasses {
+    /// Exponentials, [`EXP_FLOPS`] each.
+    pub transcendental: u64,
+    /// Scalar passes over rows: residuals, normalisations, the `Qb` assembly.
+    pub elementwise: u64,
+    /// Matrix products (`det::gemm`, `syrk`).
+    pub gemm: u64,
+    /// The Cholesky factorisation and its solves.
+    pub factor: u64,
+}
+
+impl AttnFlopClasses {
+    /// Every flop, unweighted.
+    pub fn total(&self) -> u64 {
+        self.transcendental + self.elementwise + self.gemm + self.factor
+    }
+}
+
+/// Flops of one objective evaluation at `level`, by class.
+fn eval_classes(n: u64, d: u64, kernel: Kernel, level: Level, c: &mut AttnFlopClasses) {
+    let grad = level >= Level::Gradient;
+    let gn = level >= Level::GaussNewton;
+    c.gemm += 2 * n * d * d; // W = A3 Y
+    match kernel {
+        Kernel::Softmax => {
+            c.gemm += 2 * n * d * d + 4 * n * n * d; // Q, Z = Q A2ᵀ, S W
+            c.transcendental += n * n * EXP_FLOPS;
+            c.elementwise += 3 * n * n;
+            if grad {
+                c.elementwise += n * d + 5 * n * n;
+                c.gemm += 6 * n * n * d + 4 * n * d * d; // S A3, R Wᵀ, G_Z A2, A1ᵀ H, Mᵀ R
+                c.elementwise += 2 * d * d;
+            }
+            if gn {
+                c.elementwise += n * d * d + 2 * n * d * d;
+                c.gemm += 2 * n * n * d * d + 2 * n * n * d; // S K, S A2
+            }
+        }
+        Kernel::Linear => {
+            c.gemm += 4 * n * d * d + 2 * d * d * d + 2 * n * d; // Q, P C, C, den
+            c.transcendental += n * d * EXP_FLOPS;
+            c.elementwise += 2 * n * d + n * d;
+            if grad {
+                c.gemm += 8 * n * d * d; // P E, R Cᵀ, A1ᵀ G_Q, Mᵀ R
+                c.elementwise += n * d;
+                c.elementwise += 4 * n * d + 2 * n * d + 2 * d * d;
+            }
+            if gn {
+                c.elementwise += 3 * n * d * d;
+            }
+        }
+    }
+    c.elementwise += n * d + 2 * n * d + 4 * d * d; // residual, ||R||², ||x||²
+    if grad {
+        c.elementwise += 4 * d * d;
+    }
+}
+
+/// Flops of one consensus step of a task of this shape, by formula and class.
+pub fn attention_flop_classes(shape: &AttentionShape) -> AttnFlopClasses {
+    let (n, d) = (shape.n as u64, shape.d as u64);
+    let (dd, p) = (d * d, 2 * d * d);
+    let mut c = AttnFlopClasses::default();
+    // Perturbation and projection of the start and of every candidate.
+    let project = 2 * (2 * dd) + p;
+    c.elementwise += 3 * p + project;
+    eval_classes(n, d, shape.kernel, Level::GaussNewton, &mut c);
+    // Normal matrix: Qb_j Qb_jᵀ, two Khatri–Rao products, two d² x n x d² products, MᵀM.
+    c.gemm += 2 * n * d * d * d + 4 * n * dd * dd + n * d * (d + 1) + n * d;
+    c.elementwise += 2 * n * dd;
+    // Ridge, the halved gradient, then per candidate: factor, solve, step, projection, value.
+    c.elementwise += 2 * p;
+    for _ in 0..LM_CANDIDATES {
+        c.factor += p * p * p / 3 + 2 * p * p;
+        c.elementwise += p + project;
+        eval_classes(n, d, shape.kernel, Level::Value, &mut c);
+    }
+    c
+}
+
+/// Calibrated weights of the flop classes, in sixteenths of a priced flop.
+pub const ATTN_CLASS_WEIGHTS_16: AttnFlopClasses =
+    AttnFlopClasses { transcendental: 283, elementwise: 94, gemm: 16, factor: 530 };
+
+/// The price of one step of this shape in mWU: the flop classes weighted by
+/// [`ATTN_CLASS_WEIGHTS_16`], plus the fixed overhead, rounded up. Integer arithmetic only.
+///
+/// # Consensus
+/// The cost table's entry for every attention task (DESIGN.md §3.1).
+pub fn attention_step_cost_mwu(shape: &AttentionShape) -> u64 {
+    let c = attention_flop_classes(shape);
+    let w = ATTN_CLASS_WEIGHTS_16;
+    let weighted = (c.transcendental.saturating_mul(w.transcendental))
+        .saturating_add(c.elementwise.saturating_mul(w.elementwise))
+        .saturating_add(c.gemm.saturating_mul(w.gemm))
+        .saturating_add(c.factor.saturating_mul(w.factor))
+        .div_ceil(16);
+    weighted.saturating_add(ATTN_STEP_OVERHEAD_FLOPS).div_ceil(FLOPS_PER_MWU)
+}
+
+impl AttentionProblem {
+    /// Flops of one step by formula, all classes unweighted.
+    pub fn step_flops(&self) -> u64 {
+        attention_flop_classes(&self.shape()).total()
+    }
+
+    /// The consensus ticket step (module docs), absorbing its stages into `transcript`.
+    pub fn ticket_step(
+        &self,
+        x: &Params,
+        seed: &[u8; 32],
+        mut transcript: Transcript,
+    ) -> Result<(StepOutput, Vec<Stage>), ProblemError> {
+        self.check_iterate(x)?;
+        let x = self.project(perturb(&x.0, seed, self.perturbation_floor()));
+        let ev = self.eval(&x, Level::GaussNewton)?;
+        let g = ev.grad.clone().expect("gradient level");
+        transcript.scalar(ev.value);
+        transcript.vector(&g);
+        let nm = self.normal_matrix(&ev);
+        let base = sketch::ridge(&nm) * damping(seed);
+        count_flops(g.len() as u64);
+        let half: Vec<f64> = g.iter().map(|v| 0.5 * v).collect();
+        let mut best: Option<(usize, f64, Vec<f64>)> = None;
+        for j in 0..LM_CANDIDATES {
+            let chol = Cholesky::factor_shifted(&nm, self.rho + base * lm_ridge_factor(j))?;
+            let dir = chol.solve(&half);
+            if let Some(index) = dir.iter().position(|v| !v.is_finite()) {
+                return Err(ProblemError::NonFinite { what: "search direction", index });
+            }
+            transcript.vector(&dir);
+            count_flops(x.len() as u64);
+            let cand = self.project(x.iter().zip(&dir).map(|(xi, di)| xi - di).collect());
+            let value = self.eval(&cand, Level::Value).map_or(f64::INFINITY, |e| e.value);
+            transcript.scalar(value);
+            if value < ev.value && best.as_ref().is_none_or(|(_, v, _)| value < *v) {
+                best = Some((j, value, cand));
+            }
+        }
+        let (index, objective, params) = best.unwrap_or((LM_CANDIDATES, ev.value, x));
+        transcript.index(index as u64);
+        let (digest, stages) = transcript.finish_with_log();
+        Ok((StepOutput { params: Params(params), objective, digest }, stages))
+    }
+}
