@@ -5,6 +5,7 @@
 
 mod common;
 
+use gradientcoin::compute::attention::{AttentionSynthetic, Kernel};
 use gradientcoin::compute::copyright::{Copyright, CopyrightVariant};
 use gradientcoin::compute::det::bits_hash;
 use gradientcoin::compute::nmr::Phi;
@@ -18,8 +19,8 @@ fn cert_bits(c: &Certificate) -> Vec<f64> {
     v
 }
 
-fn cases() -> Vec<(String, SoftmaxProblem)> {
-    let mut out = Vec::new();
+fn cases() -> Vec<(String, Box<dyn Problem>)> {
+    let mut out: Vec<(String, Box<dyn Problem>)> = Vec::new();
     for (name, phi) in
         [("softmax", Phi::Softmax), ("resnet_softmax", Phi::ResnetSoftmax), ("linear_elu", Phi::EluPlusOne)]
     {
@@ -27,7 +28,10 @@ fn cases() -> Vec<(String, SoftmaxProblem)> {
             let syn = Synthetic { n, d, seed: 1, scale: 0.5 };
             let (a, b, _) = syn.generate(phi).expect("synthetic data");
             let opts = SoftmaxOptions { w2: Some(uniform_reg(1e-8, n)), ..Default::default() };
-            out.push((format!("{name}/n{n}_d{d}"), SoftmaxProblem::new(phi, a, b, opts).expect("valid task")));
+            out.push((
+                format!("{name}/n{n}_d{d}"),
+                Box::new(SoftmaxProblem::new(phi, a, b, opts).expect("valid task")),
+            ));
         }
     }
     for (vname, variant) in [
@@ -42,8 +46,15 @@ fn cases() -> Vec<(String, SoftmaxProblem)> {
             let opts = SoftmaxOptions { w2: Some(uniform_reg(1e-4, 400)), mask: None, copyright: Some(cr) };
             out.push((
                 format!("{name}+copyright_{vname}/n400_d12"),
-                SoftmaxProblem::new(phi, a, b, opts).expect("valid task"),
+                Box::new(SoftmaxProblem::new(phi, a, b, opts).expect("valid task")),
             ));
+        }
+    }
+    for (name, kernel) in [("attention", Kernel::Softmax), ("attention_linear", Kernel::Linear)] {
+        for (n, d) in [(64, 4), (160, 8)] {
+            let syn = AttentionSynthetic { n, d, seed: 1, scale: 1.0 };
+            let (p, _) = syn.problem(kernel, 1e-8).expect("valid task");
+            out.push((format!("{name}/n{n}_d{d}"), Box::new(p)));
         }
     }
     out

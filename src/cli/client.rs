@@ -78,19 +78,35 @@ pub enum TaskCommand {
 /// Arguments of `task submit`.
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
-    /// Solver kind: softmax or resnet_softmax.
+    /// Solver kind: softmax, resnet_softmax or attention.
     #[arg(long, default_value = "softmax")]
     kind: String,
+    /// Attention: the kernel (softmax or linear).
+    #[arg(long, value_enum, default_value_t = super::compute::KernelArg::Softmax)]
+    kernel: super::compute::KernelArg,
     /// Data matrix A (n x d) as .csv or .npy.
     #[arg(long, requires = "target", conflicts_with = "synthetic")]
     data: Option<PathBuf>,
+    /// Attention: the queries A1 (n x d, .csv or .npy); with --a2, --a3 and --b.
+    #[arg(long, requires_all = ["a2", "a3", "b"], conflicts_with_all = ["synthetic", "data"])]
+    a1: Option<PathBuf>,
+    /// Attention: the keys A2 (n x d).
+    #[arg(long, requires = "a1")]
+    a2: Option<PathBuf>,
+    /// Attention: the values A3 (n x d).
+    #[arg(long, requires = "a1")]
+    a3: Option<PathBuf>,
+    /// Attention: the targets B (n x d).
+    #[arg(long, requires = "a1")]
+    b: Option<PathBuf>,
     /// Target vector b (n values) as .csv or .npy.
     #[arg(long, requires = "data")]
     target: Option<PathBuf>,
     /// Seeded synthetic planted data instead of files: n=ROWS,d=COLS,seed=N[,scale=S].
     #[arg(long, value_parser = super::compute::parse_synthetic)]
     synthetic: Option<crate::compute::softmax::Synthetic>,
-    /// Regulariser strength λ (every row gets w² = λ/n²).
+    /// Regulariser strength λ (every row gets w² = λ/n²; attention: the ridge ρ on
+    /// ||X||² + ||Y||²).
     #[arg(long, default_value_t = 1e-8)]
     reg: f64,
     /// The task is solved once its score (the loss) is at most this.
@@ -247,12 +263,43 @@ pub fn wallet(c: &ConfigArgs, cmd: WalletCommand, json: bool) -> anyhow::Result<
 }
 
 fn build_spec(a: &SubmitArgs) -> anyhow::Result<TaskSpec> {
-    let kind: TaskKind = a.kind.parse()?;
+    let kind = match a.kind.parse()? {
+        TaskKind::Attention(_) => TaskKind::Attention(a.kernel.into()),
+        other => other,
+    };
     if !a.target_score.is_finite() || a.target_score < 0.0 {
         bail!("--target-score {} is not a non-negative number", a.target_score);
     }
     if !a.reg.is_finite() || a.reg < 0.0 {
         bail!("--reg {} is not a non-negative number", a.reg);
+    }
+    let attention = matches!(kind, TaskKind::Attention(_));
+    if attention && a.data.is_some() {
+        bail!("attention tasks take --a1 --a2 --a3 --b (or --synthetic), not --data/--target");
+    }
+    if !attention && a.a1.is_some() {
+        bail!("--a1/--a2/--a3/--b are attention data; {} tasks take --data and --target", kind.name());
+    }
+    if let (Some(p1), Some(p2), Some(p3), Some(pb)) = (&a.a1, &a.a2, &a.a3, &a.b) {
+        let m: Vec<crate::compute::det::Mat> =
+            [p1, p2, p3, pb].iter().map(|p| super::compute::read_matrix(p)).collect::<anyhow::Result<_>>()?;
+        let (n, d) = (m[0].rows(), m[0].cols());
+        for (mat, path) in m.iter().zip([p1, p2, p3, pb]).skip(1) {
+            if (mat.rows(), mat.cols()) != (n, d) {
+                bail!("{} is {}x{} but {} is {n}x{d}", path.display(), mat.rows(), mat.cols(), p1.display());
+            }
+        }
+        let mut it = m.into_iter().map(|m| m.into_vec());
+        let mut next = || it.next().expect("four matrices");
+        let data = TaskData::AttentionInline {
+            rows: u32::try_from(n).context("too many rows")?,
+            cols: u32::try_from(d).context("too many columns")?,
+            a1: next(),
+            a2: next(),
+            a3: next(),
+            b: next(),
+        };
+        return Ok(TaskSpec { kind, data, reg_lambda: a.reg, copyright: None, target_score: a.target_score });
     }
     let data = match (&a.synthetic, &a.data, &a.target) {
         (Some(s), _, _) => TaskData::Synthetic {
@@ -268,6 +315,9 @@ fn build_spec(a: &SubmitArgs) -> anyhow::Result<TaskSpec> {
                 bail!("{} has {} rows but {} has {} values", ap.display(), m.rows(), bp.display(), b.len());
             }
             TaskData::Inline { rows: m.rows() as u32, cols: m.cols() as u32, a: m.into_vec(), b }
+        }
+        _ if attention => {
+            bail!("give the task's data: --a1 A1 --a2 A2 --a3 A3 --b B, or --synthetic n=..,d=..,seed=..")
         }
         _ => bail!("give the task's data: --data A --target b, or --synthetic n=..,d=..,seed=.."),
     };

@@ -1,5 +1,6 @@
 //! `gradientcoin compute ...`: off-chain solving and kernel benchmarks.
 
+use crate::compute::attention::{AttentionProblem, AttentionSolver, AttentionSynthetic, Kernel};
 use crate::compute::copyright::{Copyright, CopyrightVariant, parse_rows};
 use crate::compute::data::{self, Format};
 use crate::compute::det::{Mat, bench};
@@ -49,16 +50,47 @@ pub enum KindArg {
     /// Linear-attention baseline φ = elu + 1 (arXiv 2310.11685).
     #[value(name = "linear_elu")]
     LinearElu,
+    /// One-layer attention regression ||S(X) A3 Y − B||² over X, Y (arXiv 2309.07418);
+    /// `--kernel linear` for linear attention (arXiv 2310.11685).
+    Attention,
 }
 
 impl KindArg {
     fn phi(self) -> Phi {
         match self {
-            KindArg::Softmax => Phi::Softmax,
+            KindArg::Softmax | KindArg::Attention => Phi::Softmax,
             KindArg::ResnetSoftmax => Phi::ResnetSoftmax,
             KindArg::LinearElu => Phi::EluPlusOne,
         }
     }
+}
+
+/// The attention kernel of `--kernel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KernelArg {
+    /// Row-softmax attention.
+    Softmax,
+    /// Normalised linear attention, ψ = elu + 1.
+    Linear,
+}
+
+impl From<KernelArg> for Kernel {
+    fn from(k: KernelArg) -> Kernel {
+        match k {
+            KernelArg::Softmax => Kernel::Softmax,
+            KernelArg::Linear => Kernel::Linear,
+        }
+    }
+}
+
+/// The attention solver of `--solver`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SolverArg {
+    /// Joint Levenberg–Marquardt over (X, Y).
+    #[value(name = "joint-lm")]
+    JointLm,
+    /// The paper's alternating algorithm: exact Y least squares, Newton in X.
+    Alternating,
 }
 
 /// Arguments of `compute run`.
@@ -68,9 +100,27 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = KindArg::Softmax)]
     kind: KindArg,
     /// Seeded synthetic planted data: n=ROWS,d=COLS,seed=N[,scale=S] (the default when no
-    /// --data is given is n=2000,d=32,seed=1).
-    #[arg(long, value_parser = parse_synthetic, conflicts_with_all = ["data", "target"])]
+    /// data files are given is n=2000,d=32,seed=1; for attention n=128,d=6,seed=1,scale=1).
+    #[arg(long, value_parser = parse_synthetic, conflicts_with_all = ["data", "target", "a1"])]
     synthetic: Option<Synthetic>,
+    /// Attention: the kernel.
+    #[arg(long, value_enum, default_value_t = KernelArg::Softmax)]
+    kernel: KernelArg,
+    /// Attention: the off-chain solver.
+    #[arg(long, value_enum, default_value_t = SolverArg::JointLm)]
+    solver: SolverArg,
+    /// Attention: the queries A1 (n x d, .csv or .npy); with --a2, --a3 and --b.
+    #[arg(long, requires_all = ["a2", "a3", "b"])]
+    a1: Option<PathBuf>,
+    /// Attention: the keys A2 (n x d).
+    #[arg(long, requires = "a1")]
+    a2: Option<PathBuf>,
+    /// Attention: the values A3 (n x d).
+    #[arg(long, requires = "a1")]
+    a3: Option<PathBuf>,
+    /// Attention: the targets B (n x d).
+    #[arg(long, requires = "a1")]
+    b: Option<PathBuf>,
     /// Data matrix A (n x d) as .csv or .npy.
     #[arg(long, requires = "target")]
     data: Option<PathBuf>,
@@ -81,7 +131,8 @@ pub struct RunArgs {
     /// count N (N rows picked by a seeded shuffle), a range A..B, or indices joined by '+'.
     #[arg(long, value_parser = parse_copyright_arg)]
     copyright: Option<CopyrightArg>,
-    /// Regulariser strength λ: every row gets w² = λ/n².
+    /// Regulariser strength λ: every row gets w² = λ/n² (attention: the ridge ρ on
+    /// ||X||² + ||Y||²).
     #[arg(long, default_value_t = 1e-8)]
     reg: f64,
     /// Iteration cap.
@@ -90,7 +141,8 @@ pub struct RunArgs {
     /// Gradient tolerance, relative to |∇L(x0)|.
     #[arg(long, default_value_t = 1e-10)]
     tol: f64,
-    /// After solving, predict on this matrix (.csv or .npy, d columns) and print f.
+    /// After solving, predict on this matrix (.csv or .npy, d columns) and print f (for
+    /// attention: the output row of each query token row).
     #[arg(long)]
     predict: Option<PathBuf>,
     /// Write the solution vector to this file (.csv or .npy).
@@ -204,8 +256,69 @@ pub(super) fn read_matrix(path: &Path) -> anyhow::Result<Mat> {
     data::parse_matrix(format, &bytes).with_context(|| path.display().to_string())
 }
 
+/// A built `compute run` task: the problem, its token or data rows, where the data came
+/// from, the planted solution if known.
+struct Built {
+    problem: Task,
+    rows: usize,
+    source: String,
+    planted: Option<Vec<f64>>,
+}
+
+/// The problem of a `compute run`.
+enum Task {
+    Softmax(SoftmaxProblem),
+    /// An attention task and the solver asked for.
+    Attention(AttentionProblem, AttentionSolver),
+}
+
+/// Builds an attention task from the arguments.
+fn build_attention(args: &RunArgs) -> anyhow::Result<Built> {
+    if args.copyright.is_some() || args.data.is_some() {
+        bail!("--copyright and --data/--target are for the softmax family; attention takes --a1 --a2 --a3 --b");
+    }
+    if !(args.reg >= 0.0) || !args.reg.is_finite() {
+        bail!("--reg {} is not a finite non-negative number", args.reg);
+    }
+    let kernel: Kernel = args.kernel.into();
+    let (a1, a2, a3, b, source, planted) = match (&args.a1, &args.a2, &args.a3, &args.b) {
+        (Some(p1), Some(p2), Some(p3), Some(pb)) => {
+            let m: Vec<Mat> = [p1, p2, p3, pb].iter().map(|p| read_matrix(p)).collect::<anyhow::Result<_>>()?;
+            let (n, d) = (m[0].rows(), m[0].cols());
+            for (mat, path) in m.iter().zip([p2, p3, pb]).skip(1) {
+                if (mat.rows(), mat.cols()) != (n, d) {
+                    bail!("{} is {}x{} but {} is {n}x{d}", path.display(), mat.rows(), mat.cols(), p1.display());
+                }
+            }
+            let [a1, a2, a3, b]: [Mat; 4] = m.try_into().map_err(|_| anyhow::anyhow!("four matrices"))?;
+            let src = format!("{} {} {} {}", p1.display(), p2.display(), p3.display(), pb.display());
+            (a1, a2, a3, b, src, None)
+        }
+        _ => {
+            let s = args.synthetic.unwrap_or(Synthetic { n: 128, d: 6, seed: 1, scale: 1.0 });
+            let syn = AttentionSynthetic { n: s.n, d: s.d, seed: s.seed, scale: s.scale };
+            let p = syn.generate(kernel).context("synthetic data")?;
+            let src = format!("synthetic n={},d={},seed={},scale={}", s.n, s.d, s.seed, s.scale);
+            (p.a1, p.a2, p.a3, p.b, src, Some(p.x_star))
+        }
+    };
+    let rows = a1.rows();
+    let problem = AttentionProblem::new(kernel, a1, a2, a3, b, args.reg).context("invalid task")?;
+    let solver = match args.solver {
+        SolverArg::JointLm => AttentionSolver::JointLm,
+        SolverArg::Alternating => AttentionSolver::Alternating,
+    };
+    Ok(Built { problem: Task::Attention(problem, solver), rows, source, planted })
+}
+
 /// Builds the task from the arguments: the data, its source description, and the problem.
-fn build(args: &RunArgs) -> anyhow::Result<(SoftmaxProblem, String, Option<Vec<f64>>)> {
+fn build(args: &RunArgs) -> anyhow::Result<Built> {
+    if args.kind == KindArg::Attention {
+        return build_attention(args);
+    }
+    if args.a1.is_some() {
+        bail!("--a1/--a2/--a3/--b are attention data; the softmax family takes --data and --target");
+    }
     let phi = args.kind.phi();
     let (a, b, source, planted, syn) = match (&args.data, &args.target) {
         (Some(a_path), Some(b_path)) => {
@@ -247,7 +360,7 @@ fn build(args: &RunArgs) -> anyhow::Result<(SoftmaxProblem, String, Option<Vec<f
     let w2 = if args.reg > 0.0 { Some(uniform_reg(args.reg, n)) } else { None };
     let problem =
         SoftmaxProblem::new(phi, a, b, SoftmaxOptions { w2, mask: None, copyright }).context("invalid task")?;
-    Ok((problem, source, planted))
+    Ok(Built { problem: Task::Softmax(problem), rows: n, source, planted })
 }
 
 fn run_solve(args: RunArgs) -> anyhow::Result<()> {
@@ -257,7 +370,11 @@ fn run_solve(args: RunArgs) -> anyhow::Result<()> {
     if !(args.tol > 0.0) || !args.tol.is_finite() {
         bail!("--tol {} is not a positive number", args.tol);
     }
-    let (problem, source, planted) = build(&args)?;
+    let Built { problem: task, rows, source, planted } = build(&args)?;
+    let (problem, width): (&dyn Problem, Option<usize>) = match &task {
+        Task::Softmax(p) => (p, None),
+        Task::Attention(p, _) => (p, Some(p.d())),
+    };
     let predict_input = args.predict.as_deref().map(read_matrix).transpose()?;
     let pb = if args.json { ProgressBar::hidden() } else { ProgressBar::new(args.max_iter as u64) };
     pb.set_style(
@@ -271,7 +388,7 @@ fn run_solve(args: RunArgs) -> anyhow::Result<()> {
             "{} on {} ({} x {}), {} mWU per mining step",
             problem.kind(),
             source,
-            problem.n(),
+            rows,
             problem.dim(),
             problem.cost()
         );
@@ -280,24 +397,27 @@ fn run_solve(args: RunArgs) -> anyhow::Result<()> {
     let json = args.json;
     let started = Instant::now();
     let opts = SolveOpts { max_iter: args.max_iter, tol_grad: args.tol, x0: Some(x0) };
-    let (x, info) = problem
-        .solve(&opts, &mut |r| {
-            pb.set_position(r.iter as u64);
-            pb.set_message(format!("loss {:.6e} |grad| {:.3e}", r.loss, r.grad_norm));
-            if !json {
-                let line = format!(
-                    "iter {:>4}  loss {:.6e}  |grad| {:.3e}  step {:.3e}  mu {:.1e}",
-                    r.iter, r.loss, r.grad_norm, r.step_len, r.mu
-                );
-                // indicatif swallows println on a hidden bar (output not a terminal).
-                if pb.is_hidden() {
-                    let _ = writeln!(std::io::stdout(), "{line}");
-                } else {
-                    pb.println(line)
-                }
+    let mut observe = |r: &crate::compute::problem::IterReport| {
+        pb.set_position(r.iter as u64);
+        pb.set_message(format!("loss {:.6e} |grad| {:.3e}", r.loss, r.grad_norm));
+        if !json {
+            let line = format!(
+                "iter {:>4}  loss {:.6e}  |grad| {:.3e}  step {:.3e}  mu {:.1e}",
+                r.iter, r.loss, r.grad_norm, r.step_len, r.mu
+            );
+            // indicatif swallows println on a hidden bar (output not a terminal).
+            if pb.is_hidden() {
+                let _ = writeln!(std::io::stdout(), "{line}");
+            } else {
+                pb.println(line)
             }
-        })
-        .context("solve failed")?;
+        }
+    };
+    let solved = match &task {
+        Task::Attention(p, solver) => p.solve_with(*solver, &opts, &mut observe),
+        Task::Softmax(p) => p.solve(&opts, &mut observe),
+    };
+    let (x, info) = solved.context("solve failed")?;
     pb.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     let cert = problem.certify(&x).context("certificate")?;
@@ -324,7 +444,7 @@ fn run_solve(args: RunArgs) -> anyhow::Result<()> {
         let out = json!({
             "kind": problem.kind(),
             "source": source,
-            "n": problem.n(),
+            "n": rows,
             "d": problem.dim(),
             "cost_mwu": problem.cost(),
             "iterations": info.iterations,
@@ -347,19 +467,21 @@ fn run_solve(args: RunArgs) -> anyhow::Result<()> {
         });
         outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        print_human(&problem, &x, &cert, &info, seconds, planted.as_deref(), prediction.as_deref())?;
+        print_human(problem, &x, &cert, &info, seconds, planted.as_deref(), prediction.as_deref(), width)?;
     }
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)] // one per part of the report
 fn print_human(
-    problem: &SoftmaxProblem,
+    problem: &dyn Problem,
     x: &Params,
     cert: &Certificate,
     info: &SolveInfo,
     seconds: f64,
     planted: Option<&[f64]>,
     prediction: Option<&[f64]>,
+    width: Option<usize>,
 ) -> anyhow::Result<()> {
     let status = if info.converged { "converged" } else { "NOT converged" };
     outln!("{status} after {} iterations ({:?}) in {seconds:.3} s", info.iterations, info.reason);
@@ -386,11 +508,21 @@ fn print_human(
     if shown < x.len() {
         outln!("  ... {} more (use --json or --save-params for all)", x.len() - shown);
     }
-    if let Some(f) = prediction {
-        outln!("prediction ({} rows)", f.len());
-        for (i, v) in f.iter().enumerate() {
-            outln!("  {i:>6}  {v:.12e}");
+    match (prediction, width) {
+        (Some(f), Some(d)) => {
+            outln!("prediction ({} rows of {d} outputs)", f.len() / d);
+            for (i, row) in f.chunks(d).enumerate() {
+                let line: Vec<String> = row.iter().map(|v| format!("{v:.12e}")).collect();
+                outln!("  {i:>6}  {}", line.join(" "));
+            }
         }
+        (Some(f), None) => {
+            outln!("prediction ({} rows)", f.len());
+            for (i, v) in f.iter().enumerate() {
+                outln!("  {i:>6}  {v:.12e}");
+            }
+        }
+        (None, _) => {}
     }
     Ok(())
 }

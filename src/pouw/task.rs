@@ -20,11 +20,26 @@
 //!   synthetic scale in `[MIN_SYNTHETIC_SCALE, MAX_SYNTHETIC_SCALE]`;
 //! - iterate box: `|x_j| <= Z_BOUND / max_i ||a_i||₁` (`compute::softmax`), so
 //!   `|z_i| <= Z_BOUND` for every row at every admissible iterate.
+//!
+//! The admission domain of the attention kind:
+//! - shape: `ATTN_MIN_ROWS <= n`, `ATTN_MIN_WIDTH <= d <= ATTN_MAX_WIDTH`, and `n >= 2d`
+//!   (at least as many outputs `n·d` as parameters `2d²`);
+//! - data: every entry of `A1, A2, A3` finite, non-zero, `|a| in [ATTN_DATA_MIN_ABS,
+//!   ATTN_DATA_MAX_ABS]`, no duplicate rows within a matrix; for the linear kernel every
+//!   key entry `A2[i,l] >= -ATTN_LINEAR_KEY_FLOOR`, so `ψ(A2) = elu(A2) + 1 >= e^-64` never
+//!   underflows; targets `B` as the softmax family's;
+//! - hyper-parameters: the ridge `ρ = reg_lambda in [0, MAX_REG_LAMBDA]`, no copyright
+//!   option, a synthetic scale in `[ATTN_MIN_SYNTHETIC_SCALE, ATTN_MAX_SYNTHETIC_SCALE]`;
+//! - iterate balls: `||X||_F`, `||Y||_F` bounded so every score is at most
+//!   `attention::Z_BOUND` in magnitude (`compute::attention`).
 
+use crate::compute::attention::{self, AttentionProblem, AttentionShape, AttentionSynthetic, Kernel};
 use crate::compute::copyright::{Copyright, CopyrightVariant};
 use crate::compute::det::Mat;
 use crate::compute::nmr::Phi;
-use crate::compute::problem::{Problem, ProblemError};
+use crate::compute::problem::{
+    Certificate, IterReport, Params, Problem, ProblemError, SolveInfo, SolveOpts, StepOutput,
+};
 use crate::compute::softmax::{SoftmaxOptions, SoftmaxProblem, StepShape, Synthetic, step_cost_mwu, uniform_reg};
 use crate::hash::{Hash256, sha256d};
 use serde::{Deserialize, Serialize};
@@ -37,22 +52,34 @@ pub enum TaskKind {
     Softmax,
     /// ResNet + softmax regression.
     ResnetSoftmax,
+    /// One-layer attention regression (paper 2309.07418) with the given kernel.
+    Attention(Kernel),
 }
 
 impl TaskKind {
-    /// The map φ of the kind.
-    pub fn phi(self) -> Phi {
+    /// The map φ of a softmax-family kind (`None` for attention).
+    pub fn phi(self) -> Option<Phi> {
         match self {
-            TaskKind::Softmax => Phi::Softmax,
-            TaskKind::ResnetSoftmax => Phi::ResnetSoftmax,
+            TaskKind::Softmax => Some(Phi::Softmax),
+            TaskKind::ResnetSoftmax => Some(Phi::ResnetSoftmax),
+            TaskKind::Attention(_) => None,
         }
     }
 
-    /// Stable lower-case name.
+    /// Stable lower-case name (the attention kind's kernel is shown apart: `attention`).
     pub fn name(self) -> &'static str {
         match self {
             TaskKind::Softmax => "softmax",
             TaskKind::ResnetSoftmax => "resnet_softmax",
+            TaskKind::Attention(_) => "attention",
+        }
+    }
+
+    /// The name with the kernel: `attention` or `attention_linear` for attention.
+    pub fn full_name(self) -> &'static str {
+        match self {
+            TaskKind::Attention(Kernel::Linear) => "attention_linear",
+            other => other.name(),
         }
     }
 }
@@ -63,6 +90,8 @@ impl std::str::FromStr for TaskKind {
         match s {
             "softmax" => Ok(TaskKind::Softmax),
             "resnet_softmax" => Ok(TaskKind::ResnetSoftmax),
+            "attention" => Ok(TaskKind::Attention(Kernel::Softmax)),
+            "attention_linear" => Ok(TaskKind::Attention(Kernel::Linear)),
             other => Err(TaskError::UnknownKind(other.to_string())),
         }
     }
@@ -82,7 +111,8 @@ pub enum TaskData {
         /// Targets.
         b: Vec<f64>,
     },
-    /// A seeded synthetic planted instance (`compute::softmax::Synthetic`).
+    /// A seeded synthetic planted instance (`compute::softmax::Synthetic`, or
+    /// `compute::attention::AttentionSynthetic` for the attention kind).
     Synthetic {
         /// Rows.
         n: u32,
@@ -93,13 +123,30 @@ pub enum TaskData {
         /// Row scale.
         scale: f64,
     },
+    /// Attention data carried in the transaction: four `rows x cols` matrices, row-major.
+    AttentionInline {
+        /// Token rows.
+        rows: u32,
+        /// Width `d` (the parameters are `2d²`).
+        cols: u32,
+        /// Queries `A1`.
+        a1: Vec<f64>,
+        /// Keys `A2`.
+        a2: Vec<f64>,
+        /// Values `A3`.
+        a3: Vec<f64>,
+        /// Targets `B`.
+        b: Vec<f64>,
+    },
 }
 
 impl TaskData {
     /// `(rows, cols)`.
     pub fn shape(&self) -> (usize, usize) {
         match self {
-            TaskData::Inline { rows, cols, .. } => (*rows as usize, *cols as usize),
+            TaskData::Inline { rows, cols, .. } | TaskData::AttentionInline { rows, cols, .. } => {
+                (*rows as usize, *cols as usize)
+            }
             TaskData::Synthetic { n, d, .. } => (*n as usize, *d as usize),
         }
     }
@@ -154,6 +201,26 @@ pub const MIN_SYNTHETIC_SCALE: f64 = 1.0 / 256.0;
 /// Largest synthetic row scale (larger ones plant targets that underflow).
 pub const MAX_SYNTHETIC_SCALE: f64 = 16.0;
 
+/// Fewest token rows of an attention task.
+pub const ATTN_MIN_ROWS: usize = 16;
+/// Smallest width of an attention task.
+pub const ATTN_MIN_WIDTH: usize = 2;
+/// Largest width of an attention task: the step factors the `2d² x 2d²` Gauss–Newton
+/// matrix once per candidate ridge, which at d = 8 (128 unknowns) is a small part of the
+/// step and at d = 16 would be most of the cost cap.
+pub const ATTN_MAX_WIDTH: usize = 8;
+/// Smallest magnitude of an attention data entry, `2^-40` (as the softmax family's: a
+/// Gaussian draw falls below `2^-20` once in about a million entries).
+pub const ATTN_DATA_MIN_ABS: f64 = DATA_MIN_ABS;
+/// Largest magnitude of an attention data entry, `2^20`.
+pub const ATTN_DATA_MAX_ABS: f64 = (1u64 << 20) as f64;
+/// Linear-kernel keys are at least `-ATTN_LINEAR_KEY_FLOOR`, so `ψ(A2) >= e^-64`.
+pub const ATTN_LINEAR_KEY_FLOOR: f64 = 64.0;
+/// Smallest synthetic token scale of an attention task.
+pub const ATTN_MIN_SYNTHETIC_SCALE: f64 = 1.0 / 16.0;
+/// Largest synthetic token scale of an attention task (scores of variance `scale⁴`).
+pub const ATTN_MAX_SYNTHETIC_SCALE: f64 = 4.0;
+
 /// Limits a spec must respect (per network, from `ChainParams`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskLimits {
@@ -173,8 +240,38 @@ pub struct TaskLimits {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TaskError {
     /// An unknown kind name.
-    #[error("unknown task kind {0:?} (expected softmax or resnet_softmax)")]
+    #[error("unknown task kind {0:?} (expected softmax, resnet_softmax, attention or attention_linear)")]
     UnknownKind(String),
+    /// The data variant does not fit the kind.
+    #[error("{kind} tasks take {expected} data")]
+    DataKindMismatch {
+        /// The kind.
+        kind: &'static str,
+        /// What it takes.
+        expected: &'static str,
+    },
+    /// An option the kind does not have.
+    #[error("{kind} tasks have no {option} option")]
+    UnsupportedOption {
+        /// The kind.
+        kind: &'static str,
+        /// The option.
+        option: &'static str,
+    },
+    /// A linear-attention key too negative for `ψ = elu + 1`.
+    #[error(
+        "key A2 at row {row}, column {col} is {value:e}: linear-attention keys must be >= -{floor} (psi = elu + 1 underflows below)"
+    )]
+    KeyTooNegative {
+        /// 0-based row.
+        row: usize,
+        /// 0-based column.
+        col: usize,
+        /// The value.
+        value: f64,
+        /// The floor.
+        floor: f64,
+    },
     /// A shape is inconsistent.
     #[error("task data shape: {0}")]
     Shape(String),
@@ -261,6 +358,16 @@ pub enum TaskError {
         /// 0-based index of the second copy.
         second: usize,
     },
+    /// An attention shape outside the admission domain.
+    #[error("attention task data is {rows}x{cols}: {reason}")]
+    AttentionShape {
+        /// Rows.
+        rows: usize,
+        /// Width.
+        cols: usize,
+        /// What is wrong.
+        reason: String,
+    },
     /// The numerics refused the data.
     #[error("task rejected by the solver: {0}")]
     Problem(#[from] ProblemError),
@@ -273,16 +380,16 @@ impl TaskSpec {
         sha256d(encoded)
     }
 
-    /// The step shape, from the spec alone.
-    pub fn shape(&self) -> StepShape {
+    /// The softmax-family step shape, from the spec alone (`None` for attention).
+    pub fn shape(&self) -> Option<StepShape> {
         let (n, d) = self.data.shape();
-        StepShape {
+        Some(StepShape {
             n,
             d,
-            phi: self.kind.phi(),
+            phi: self.kind.phi()?,
             has_reg: self.reg_lambda > 0.0,
             copyright: self.copyright.as_ref().map(|c| (c.variant, c.rows.len())),
-        }
+        })
     }
 
     /// Step cost in mWU, from the shape alone (equals the built problem's `cost()`).
@@ -290,13 +397,33 @@ impl TaskSpec {
     /// # Consensus
     /// The task's entry in the cost table (DESIGN.md §3.1).
     pub fn cost(&self) -> u64 {
-        step_cost_mwu(&self.shape())
+        match (self.kind, self.shape()) {
+            (TaskKind::Attention(kernel), _) => {
+                let (n, d) = self.data.shape();
+                attention::attention_step_cost_mwu(&AttentionShape { n, d, kernel })
+            }
+            (_, Some(shape)) => step_cost_mwu(&shape),
+            (_, None) => unreachable!("every softmax-family kind has a map"),
+        }
     }
 
-    /// Bytes of data the task expands to (`A` and `b` as f64, inline or generated).
+    /// Number of parameters of the task's model.
+    pub fn params(&self) -> usize {
+        let (_, d) = self.data.shape();
+        match self.kind {
+            TaskKind::Attention(_) => d.saturating_mul(d).saturating_mul(2),
+            _ => d,
+        }
+    }
+
+    /// Bytes of data the task expands to (every matrix as f64, inline or generated).
     pub fn data_bytes(&self) -> usize {
         let (n, d) = self.data.shape();
-        n.saturating_mul(d).saturating_add(n).saturating_mul(8)
+        let values = match self.kind {
+            TaskKind::Attention(_) => n.saturating_mul(d).saturating_mul(4),
+            _ => n.saturating_mul(d).saturating_add(n),
+        };
+        values.saturating_mul(8)
     }
 
     /// Cheap checks: shapes, sizes, hyper-parameters, cost. No data is generated, so a
@@ -307,11 +434,32 @@ impl TaskSpec {
         if n == 0 || d == 0 {
             return Err(TaskError::Shape(format!("{n}x{d}: need at least one row and column")));
         }
-        if n < MIN_ROWS || d < MIN_COLS || ROWS_PER_COL * d > n {
-            return Err(TaskError::BelowMinimumShape { rows: n, cols: d, min_rows: MIN_ROWS, min_cols: MIN_COLS });
+        let attention = matches!(self.kind, TaskKind::Attention(_));
+        match (&self.data, attention) {
+            (TaskData::Inline { .. }, true) => {
+                return Err(TaskError::DataKindMismatch { kind: "attention", expected: "four-matrix (A1, A2, A3, B)" });
+            }
+            (TaskData::AttentionInline { .. }, false) => {
+                return Err(TaskError::DataKindMismatch { kind: self.kind.name(), expected: "A and b" });
+            }
+            _ => {}
         }
-        if d > limits.max_params {
-            return Err(TaskError::TooManyParams { params: d, limit: limits.max_params });
+        match self.kind {
+            TaskKind::Attention(_) => self.check_attention_shape(n, d)?,
+            _ => {
+                if n < MIN_ROWS || d < MIN_COLS || ROWS_PER_COL * d > n {
+                    return Err(TaskError::BelowMinimumShape {
+                        rows: n,
+                        cols: d,
+                        min_rows: MIN_ROWS,
+                        min_cols: MIN_COLS,
+                    });
+                }
+            }
+        }
+        let params = self.params();
+        if params > limits.max_params {
+            return Err(TaskError::TooManyParams { params, limit: limits.max_params });
         }
         let bytes = self.data_bytes();
         if bytes > limits.max_data_bytes {
@@ -326,8 +474,20 @@ impl TaskSpec {
                     return Err(TaskError::Shape(format!("b has {} values for {n} rows", b.len())));
                 }
             }
+            TaskData::AttentionInline { a1, a2, a3, b, .. } => {
+                for (what, m) in [("A1", a1), ("A2", a2), ("A3", a3), ("B", b)] {
+                    if m.len() != n * d {
+                        return Err(TaskError::Shape(format!("{what} has {} values for {n}x{d}", m.len())));
+                    }
+                }
+            }
             TaskData::Synthetic { scale, .. } => {
-                if !(MIN_SYNTHETIC_SCALE..=MAX_SYNTHETIC_SCALE).contains(scale) {
+                let range = if attention {
+                    ATTN_MIN_SYNTHETIC_SCALE..=ATTN_MAX_SYNTHETIC_SCALE
+                } else {
+                    MIN_SYNTHETIC_SCALE..=MAX_SYNTHETIC_SCALE
+                };
+                if !range.contains(scale) {
                     return Err(TaskError::BadValue { what: "synthetic scale", value: *scale });
                 }
             }
@@ -341,6 +501,9 @@ impl TaskSpec {
             return Err(TaskError::TargetNotPositive(self.target_score));
         }
         if let Some(c) = &self.copyright {
+            if attention {
+                return Err(TaskError::UnsupportedOption { kind: "attention", option: "copyright" });
+            }
             if !(0.0..=MAX_COPYRIGHT_GAMMA).contains(&c.gamma) {
                 return Err(TaskError::BadValue { what: "copyright gamma", value: c.gamma });
             }
@@ -353,20 +516,50 @@ impl TaskSpec {
         Ok(())
     }
 
+    fn check_attention_shape(&self, n: usize, d: usize) -> Result<(), TaskError> {
+        let reason = if n < ATTN_MIN_ROWS {
+            format!("need at least {ATTN_MIN_ROWS} token rows")
+        } else if !(ATTN_MIN_WIDTH..=ATTN_MAX_WIDTH).contains(&d) {
+            format!("the width must be {ATTN_MIN_WIDTH} to {ATTN_MAX_WIDTH}")
+        } else if n < 2 * d {
+            format!("need at least 2d = {} token rows (as many outputs as parameters)", 2 * d)
+        } else {
+            return Ok(());
+        };
+        Err(TaskError::AttentionShape { rows: n, cols: d, reason })
+    }
+
     fn copyright_option(&self, c: &CopyrightSpec) -> Copyright {
         Copyright { rows: c.rows.iter().map(|&r| r as usize).collect(), gamma: c.gamma, variant: c.variant }
     }
 
     /// Admission (DESIGN.md §3.2): [`TaskSpec::check_limits`], then the data is built and
     /// scanned (range, exact zeros, duplicate rows), then the problem is constructed.
-    pub fn admit(&self, limits: &TaskLimits) -> Result<SoftmaxProblem, TaskError> {
+    pub fn admit(&self, limits: &TaskLimits) -> Result<TaskProblem, TaskError> {
         self.check_limits(limits)?;
         self.build_unchecked()
     }
 
     /// Builds the problem, scanning the data, without the size and cost limits (for specs
     /// already admitted, such as a genesis task).
-    pub fn build_unchecked(&self) -> Result<SoftmaxProblem, TaskError> {
+    pub fn build_unchecked(&self) -> Result<TaskProblem, TaskError> {
+        let p = match self.kind {
+            TaskKind::Attention(kernel) => TaskProblem::Attention(self.build_attention(kernel)?),
+            _ => TaskProblem::Softmax(self.build_softmax()?),
+        };
+        debug_assert_eq!(p.cost(), self.cost());
+        Ok(p)
+    }
+
+    /// Builds a softmax-family task's problem (for the measurements that need its
+    /// family's own methods).
+    pub fn build_softmax(&self) -> Result<SoftmaxProblem, TaskError> {
+        let Some(phi) = self.kind.phi() else {
+            return Err(TaskError::DataKindMismatch {
+                kind: self.kind.name(),
+                expected: "four-matrix (A1, A2, A3, B)",
+            });
+        };
         let (n, d) = self.data.shape();
         let (a, b) = match &self.data {
             TaskData::Inline { a, b, .. } => {
@@ -374,30 +567,128 @@ impl TaskSpec {
                 (m, b.clone())
             }
             TaskData::Synthetic { seed, scale, .. } => {
-                let (a, b, _) = Synthetic { n, d, seed: *seed, scale: *scale }.generate(self.kind.phi())?;
+                let (a, b, _) = Synthetic { n, d, seed: *seed, scale: *scale }.generate(phi)?;
                 (a, b)
             }
+            TaskData::AttentionInline { .. } => {
+                return Err(TaskError::DataKindMismatch { kind: self.kind.name(), expected: "A and b" });
+            }
         };
-        check_dense(&a)?;
-        check_targets(&b)?;
+        check_dense(&a, "data A")?;
+        check_targets(&b, 1)?;
         let w2 = (self.reg_lambda > 0.0).then(|| uniform_reg(self.reg_lambda, n));
         let copyright = self.copyright.as_ref().map(|c| self.copyright_option(c));
-        let p = SoftmaxProblem::new(self.kind.phi(), a, b, SoftmaxOptions { w2, mask: None, copyright })?;
-        debug_assert_eq!(p.cost(), self.cost());
-        Ok(p)
+        Ok(SoftmaxProblem::new(phi, a, b, SoftmaxOptions { w2, mask: None, copyright })?)
+    }
+
+    /// Builds an attention task's problem: the four matrices scanned (range, exact
+    /// zeros, duplicate rows, linear-kernel keys), the ridge `ρ = reg_lambda`.
+    fn build_attention(&self, kernel: Kernel) -> Result<AttentionProblem, TaskError> {
+        let (n, d) = self.data.shape();
+        let mat = |v: &Vec<f64>| Mat::from_vec(n, d, v.clone()).map_err(|e| TaskError::Shape(e.to_string()));
+        let (a1, a2, a3, b) = match &self.data {
+            TaskData::AttentionInline { a1, a2, a3, b, .. } => (mat(a1)?, mat(a2)?, mat(a3)?, mat(b)?),
+            TaskData::Synthetic { seed, scale, .. } => {
+                let p = AttentionSynthetic { n, d, seed: *seed, scale: *scale }.generate(kernel)?;
+                (p.a1, p.a2, p.a3, p.b)
+            }
+            TaskData::Inline { .. } => {
+                return Err(TaskError::DataKindMismatch { kind: "attention", expected: "four-matrix (A1, A2, A3, B)" });
+            }
+        };
+        for (what, m) in [("data A1", &a1), ("data A2", &a2), ("data A3", &a3)] {
+            check_dense_in(m, what, ATTN_DATA_MIN_ABS, ATTN_DATA_MAX_ABS)?;
+        }
+        if kernel == Kernel::Linear {
+            for i in 0..n {
+                for (j, &v) in a2.row(i).iter().enumerate() {
+                    if v < -ATTN_LINEAR_KEY_FLOOR {
+                        return Err(TaskError::KeyTooNegative {
+                            row: i,
+                            col: j,
+                            value: v,
+                            floor: ATTN_LINEAR_KEY_FLOOR,
+                        });
+                    }
+                }
+            }
+        }
+        check_targets(b.data(), d)?;
+        Ok(AttentionProblem::new(kernel, a1, a2, a3, b, self.reg_lambda)?)
     }
 }
 
-/// Rejects exact zeros, values outside the admitted magnitudes (NaN and inf among them)
-/// and duplicate rows.
-fn check_dense(a: &Mat) -> Result<(), TaskError> {
+/// A built task of any kind: what every check, step and certificate of the chain runs on.
+#[derive(Clone, Debug)]
+pub enum TaskProblem {
+    /// A softmax-family task.
+    Softmax(SoftmaxProblem),
+    /// An attention task.
+    Attention(AttentionProblem),
+}
+
+impl TaskProblem {
+    fn inner(&self) -> &dyn Problem {
+        match self {
+            TaskProblem::Softmax(p) => p,
+            TaskProblem::Attention(p) => p,
+        }
+    }
+}
+
+impl Problem for TaskProblem {
+    fn kind(&self) -> &'static str {
+        self.inner().kind()
+    }
+    fn dim(&self) -> usize {
+        self.inner().dim()
+    }
+    fn init(&self) -> Params {
+        self.inner().init()
+    }
+    fn check_iterate(&self, x: &Params) -> Result<(), ProblemError> {
+        self.inner().check_iterate(x)
+    }
+    fn perturbation_floor(&self) -> f64 {
+        self.inner().perturbation_floor()
+    }
+    fn step(&self, x: &Params, seed: &[u8; 32]) -> Result<StepOutput, ProblemError> {
+        self.inner().step(x, seed)
+    }
+    fn certify(&self, x: &Params) -> Result<Certificate, ProblemError> {
+        self.inner().certify(x)
+    }
+    fn cost(&self) -> u64 {
+        self.inner().cost()
+    }
+    fn predict(&self, x: &Params, input: &Mat) -> Result<Vec<f64>, ProblemError> {
+        self.inner().predict(x, input)
+    }
+    fn solve(
+        &self,
+        opts: &SolveOpts,
+        observe: &mut dyn FnMut(&IterReport),
+    ) -> Result<(Params, SolveInfo), ProblemError> {
+        self.inner().solve(opts, observe)
+    }
+}
+
+/// Rejects exact zeros, values outside the softmax family's magnitudes (NaN and inf
+/// among them) and duplicate rows.
+fn check_dense(a: &Mat, what: &'static str) -> Result<(), TaskError> {
+    check_dense_in(a, what, DATA_MIN_ABS, DATA_MAX_ABS)
+}
+
+/// Rejects exact zeros, magnitudes outside `[min, max]` (NaN and inf among them) and
+/// duplicate rows.
+fn check_dense_in(a: &Mat, what: &'static str, min: f64, max: f64) -> Result<(), TaskError> {
     for i in 0..a.rows() {
         for (j, &v) in a.row(i).iter().enumerate() {
             if v == 0.0 {
                 return Err(TaskError::ExactZero { row: i, col: j });
             }
-            if !(DATA_MIN_ABS..=DATA_MAX_ABS).contains(&v.abs()) {
-                return Err(out_of_range("data A", i, j, v));
+            if !(min..=max).contains(&v.abs()) {
+                return Err(TaskError::OutOfRange { what, row: i, col: j, value: v, min, max });
             }
         }
     }
@@ -412,15 +703,15 @@ fn check_dense(a: &Mat) -> Result<(), TaskError> {
     Ok(())
 }
 
-/// Rejects targets that are non-finite, too large, or non-zero below the smallest
-/// admitted magnitude.
-fn check_targets(b: &[f64]) -> Result<(), TaskError> {
+/// Rejects targets (`cols` per row, row-major) that are non-finite, too large, or non-zero
+/// below the smallest admitted magnitude.
+fn check_targets(b: &[f64], cols: usize) -> Result<(), TaskError> {
     for (i, &v) in b.iter().enumerate() {
         if v != 0.0 && !(TARGET_MIN_ABS..=DATA_MAX_ABS).contains(&v.abs()) {
             return Err(TaskError::OutOfRange {
                 what: "target b",
-                row: i,
-                col: 0,
+                row: i / cols,
+                col: i % cols,
                 value: v,
                 min: TARGET_MIN_ABS,
                 max: DATA_MAX_ABS,
@@ -428,10 +719,6 @@ fn check_targets(b: &[f64]) -> Result<(), TaskError> {
         }
     }
     Ok(())
-}
-
-fn out_of_range(what: &'static str, row: usize, col: usize, value: f64) -> TaskError {
-    TaskError::OutOfRange { what, row, col, value, min: DATA_MIN_ABS, max: DATA_MAX_ABS }
 }
 
 #[cfg(test)]
@@ -544,7 +831,8 @@ mod tests {
     #[test]
     fn admitted_tasks_have_a_box_that_bounds_every_z() {
         let spec = synthetic(300, 8);
-        let p = spec.admit(&limits()).unwrap();
+        spec.check_limits(&limits()).unwrap();
+        let p = spec.build_softmax().unwrap();
         let b = p.x_bound();
         // The corner of the box in the direction of the heaviest row reaches Z_BOUND.
         let worst = (0..p.n()).map(|i| p.a().row(i).iter().map(|v| v.abs() * b).sum::<f64>()).fold(0.0f64, f64::max);
@@ -581,9 +869,100 @@ mod tests {
 
     #[test]
     fn kind_names_round_trip() {
-        for k in [TaskKind::Softmax, TaskKind::ResnetSoftmax] {
-            assert_eq!(k.name().parse::<TaskKind>().unwrap(), k);
+        for k in [
+            TaskKind::Softmax,
+            TaskKind::ResnetSoftmax,
+            TaskKind::Attention(Kernel::Softmax),
+            TaskKind::Attention(Kernel::Linear),
+        ] {
+            assert_eq!(k.full_name().parse::<TaskKind>().unwrap(), k);
         }
         assert!("sdp".parse::<TaskKind>().is_err());
+    }
+
+    fn attention(kernel: Kernel, n: u32, d: u32) -> TaskSpec {
+        TaskSpec {
+            kind: TaskKind::Attention(kernel),
+            data: TaskData::Synthetic { n, d, seed: 4, scale: 1.0 },
+            reg_lambda: 0.0,
+            copyright: None,
+            target_score: 1e-12,
+        }
+    }
+
+    /// An inline 20x2 attention task; `edit` changes its four matrices.
+    fn attention_inline(kernel: Kernel, edit: impl FnOnce(&mut [Vec<f64>; 4])) -> TaskSpec {
+        let (n, d) = (20usize, 2usize);
+        let mut m: [Vec<f64>; 4] =
+            std::array::from_fn(|k| (0..n * d).map(|i| 0.3 + 0.01 * i as f64 + 0.1 * k as f64).collect());
+        edit(&mut m);
+        let [a1, a2, a3, b] = m;
+        TaskSpec {
+            data: TaskData::AttentionInline { rows: n as u32, cols: d as u32, a1, a2, a3, b },
+            ..attention(kernel, 1, 1)
+        }
+    }
+
+    #[test]
+    fn attention_specs_are_admitted_with_their_cost_and_parameter_count() {
+        for kernel in [Kernel::Softmax, Kernel::Linear] {
+            let spec = attention(kernel, 64, 4);
+            let p = spec.admit(&limits()).unwrap();
+            assert_eq!(p.cost(), spec.cost());
+            assert_eq!(p.dim(), 32);
+            assert_eq!(spec.params(), 32);
+            assert_eq!(spec.data_bytes(), 4 * 64 * 4 * 8);
+            assert!(attention_inline(kernel, |_| {}).admit(&limits()).is_ok());
+        }
+    }
+
+    #[test]
+    fn attention_shapes_outside_the_domain_are_rejected_before_any_data() {
+        for (n, d) in [(15, 2), (16, 1), (40, 9), (15, 8)] {
+            let e = attention(Kernel::Softmax, n, d).check_limits(&limits()).unwrap_err();
+            assert!(matches!(e, TaskError::AttentionShape { .. }), "{n}x{d}: {e}");
+        }
+        let costly = attention(Kernel::Softmax, 2000, 8);
+        assert!(matches!(costly.check_limits(&limits()), Err(TaskError::TooCostly { .. })));
+        let s = TaskSpec {
+            data: TaskData::Synthetic { n: 64, d: 4, seed: 1, scale: 8.0 },
+            ..attention(Kernel::Softmax, 1, 1)
+        };
+        assert!(matches!(s.check_limits(&limits()), Err(TaskError::BadValue { what: "synthetic scale", .. })));
+        let cr = CopyrightSpec { rows: vec![1], gamma: 0.1, variant: CopyrightVariant::All };
+        let s = TaskSpec { copyright: Some(cr), ..attention(Kernel::Softmax, 64, 4) };
+        assert!(matches!(s.check_limits(&limits()), Err(TaskError::UnsupportedOption { option: "copyright", .. })));
+    }
+
+    #[test]
+    fn attention_data_of_the_wrong_kind_shape_or_range_is_rejected() {
+        // Softmax data for an attention task, and attention data for a softmax task.
+        let s = TaskSpec { kind: TaskKind::Attention(Kernel::Softmax), ..inline(|_, _| {}) };
+        assert!(matches!(s.check_limits(&limits()), Err(TaskError::DataKindMismatch { .. })));
+        let s = TaskSpec { kind: TaskKind::Softmax, ..attention_inline(Kernel::Softmax, |_| {}) };
+        let e = s.check_limits(&limits());
+        assert!(matches!(e, Err(TaskError::DataKindMismatch { .. })), "{e:?}");
+        let short = attention_inline(Kernel::Softmax, |m| {
+            m[2].pop();
+        });
+        assert!(matches!(short.check_limits(&limits()), Err(TaskError::Shape(_))));
+        let zero = attention_inline(Kernel::Softmax, |m| m[1][5] = 0.0);
+        assert_eq!(zero.admit(&limits()).unwrap_err(), TaskError::ExactZero { row: 2, col: 1 });
+        let dup = attention_inline(Kernel::Softmax, |m| {
+            m[0][6] = m[0][0];
+            m[0][7] = m[0][1];
+        });
+        assert_eq!(dup.admit(&limits()).unwrap_err(), TaskError::DuplicateRow { first: 0, second: 3 });
+        let huge = attention_inline(Kernel::Softmax, |m| m[2][3] = 1e7);
+        assert!(matches!(huge.admit(&limits()), Err(TaskError::OutOfRange { what: "data A3", row: 1, col: 1, .. })));
+        let nan_b = attention_inline(Kernel::Softmax, |m| m[3][9] = f64::NAN);
+        assert!(matches!(nan_b.admit(&limits()), Err(TaskError::OutOfRange { what: "target b", row: 4, col: 1, .. })));
+        // ψ = elu + 1 of a very negative key underflows: refused for the linear kernel only.
+        let neg_key = |k| attention_inline(k, |m| m[1][4] = -100.0);
+        assert!(matches!(
+            neg_key(Kernel::Linear).admit(&limits()),
+            Err(TaskError::KeyTooNegative { row: 2, col: 0, .. })
+        ));
+        assert!(neg_key(Kernel::Softmax).admit(&limits()).is_ok());
     }
 }

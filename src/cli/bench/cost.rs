@@ -5,11 +5,13 @@
 //! `spread X.XX`, the largest over the smallest µs/mWU of the sweep: how much a miner can
 //! gain by choosing which task to mine (required <= 1.5 in release, goal 1.25).
 
+use crate::compute::attention::{AttentionShape, Kernel, attention_flop_classes};
 use crate::compute::copyright::CopyrightVariant;
 use crate::compute::problem::Problem;
 use crate::compute::softmax::step_flop_classes;
 use crate::pouw::task::{
-    CopyrightSpec, MAX_SYNTHETIC_SCALE, MIN_ROWS, MIN_SYNTHETIC_SCALE, TaskData, TaskKind, TaskSpec,
+    ATTN_MAX_SYNTHETIC_SCALE, ATTN_MAX_WIDTH, ATTN_MIN_ROWS, ATTN_MIN_SYNTHETIC_SCALE, CopyrightSpec,
+    MAX_SYNTHETIC_SCALE, MIN_ROWS, MIN_SYNTHETIC_SCALE, TaskData, TaskKind, TaskSpec,
 };
 use std::io::Write;
 use std::time::Instant;
@@ -59,6 +61,23 @@ pub fn cases() -> Vec<Case> {
             push(format!("{k}+copyright({v}) 1000x32"), TaskSpec { copyright: Some(cr), ..base(kind, 1000, 32, 0.5) });
         }
     }
+    let wmax = ATTN_MAX_WIDTH as u32;
+    for kernel in [Kernel::Softmax, Kernel::Linear] {
+        let kind = TaskKind::Attention(kernel);
+        let k = kind.full_name();
+        let min = ATTN_MIN_ROWS as u32;
+        push(format!("{k} {min}x2 (minimum shape)"), base(kind, min, 2, 1.0));
+        push(format!("{k} 16x{wmax} (smallest n/d)"), base(kind, 2 * wmax, wmax, 1.0));
+        push(format!("{k} 64x4"), base(kind, 64, 4, 1.0));
+        push(format!("{k} 128x6"), base(kind, 128, 6, 1.0));
+        push(format!("{k} 256x{wmax}"), base(kind, 256, wmax, 1.0));
+        push(format!("{k} 128x{wmax} smallest scale"), base(kind, 128, wmax, ATTN_MIN_SYNTHETIC_SCALE));
+        push(format!("{k} 128x{wmax} largest scale"), base(kind, 128, wmax, ATTN_MAX_SYNTHETIC_SCALE));
+        push(format!("{k} 128x{wmax} no ridge"), TaskSpec { reg_lambda: 0.0, ..base(kind, 128, wmax, 1.0) });
+    }
+    push("attention 384x2 (n >> d)".to_string(), base(TaskKind::Attention(Kernel::Softmax), 384, 2, 1.0));
+    push(format!("attention_linear 20000x4 (n >> d)"), base(TaskKind::Attention(Kernel::Linear), 20_000, 4, 1.0));
+    push(format!("attention_linear 4096x{wmax} (n >> d)"), base(TaskKind::Attention(Kernel::Linear), 4096, wmax, 1.0));
     out
 }
 
@@ -110,8 +129,18 @@ pub fn run(reps: usize, classes: bool) -> anyhow::Result<()> {
     for ((case, p), secs) in cases.iter().zip(&problems).zip(secs) {
         let us = secs * 1e6 / p.cost() as f64;
         outln!("  {:<44} {:>9} {:>11.3} {:>9.4}", case.name, p.cost(), secs * 1e3, us);
-        if classes {
-            let c = step_flop_classes(&case.spec.shape());
+        if classes && let TaskKind::Attention(kernel) = case.spec.kind {
+            let (n, d) = case.spec.data.shape();
+            let c = attention_flop_classes(&AttentionShape { n, d, kernel });
+            outln!(
+                "    attention classes: transcendental {} elementwise {} gemm {} factor {} seconds {secs:e}",
+                c.transcendental,
+                c.elementwise,
+                c.gemm,
+                c.factor
+            );
+        } else if classes && let Some(shape) = case.spec.shape() {
+            let c = step_flop_classes(&shape);
             outln!(
                 "    classes: transcendental {} elementwise {} level2 {} gram {} factor {} seconds {secs:e}",
                 c.transcendental,

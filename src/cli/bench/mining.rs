@@ -137,7 +137,7 @@ impl ShapeResult {
 /// Measures one shape: the full solve (to find the best score), the target, the solve's
 /// flops to it, and each rule's chained trajectory to it.
 pub fn measure(shape: &Shape, rules: &[StepRule]) -> anyhow::Result<ShapeResult> {
-    let problem = shape.spec().build_unchecked()?;
+    let problem = shape.spec().build_softmax()?;
     let x0: Params = problem.init();
     let start = problem.certify(&x0)?.score;
     let opts = SolveOpts { max_iter: 100, tol_grad: 1e-12, x0: None };
