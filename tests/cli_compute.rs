@@ -194,3 +194,79 @@ fn a_large_planted_solve_recovers_x_star_to_1e_8_relative() {
     assert_eq!(v["loss_reg"].as_f64(), Some(0.0));
     assert!(v["loss_data"].as_f64().unwrap() <= v["loss"].as_f64().unwrap());
 }
+
+#[test]
+fn attention_run_on_four_matrix_files_solves_and_predicts_the_model_output() {
+    use gradientcoin::compute::attention::{AttentionSynthetic, Kernel};
+    let dir = tempfile::tempdir().unwrap();
+    for kernel in ["softmax", "linear"] {
+        let k: Kernel = kernel.parse().unwrap();
+        // Seed 3: from X = 0 both kernels reach the planted optimum (the loss is not convex;
+        // other seeds of this small shape stop the softmax kernel in a local minimum).
+        let p = AttentionSynthetic { n: 60, d: 3, seed: 3, scale: 1.0 }.generate(k).unwrap();
+        let files: Vec<String> = [("a1", &p.a1), ("a2", &p.a2), ("a3", &p.a3)]
+            .iter()
+            .map(|(n, m)| write(dir.path(), &format!("{kernel}_{n}.npy"), &write_npy(m)))
+            .chain([write(dir.path(), &format!("{kernel}_b.csv"), write_csv(&p.b).as_bytes())])
+            .collect();
+        let query = write(dir.path(), &format!("{kernel}_q.csv"), write_csv(&p.a1.select_rows(&[0, 1])).as_bytes());
+        let o = run(&[
+            "compute",
+            "run",
+            "--kind",
+            "attention",
+            "--kernel",
+            kernel,
+            "--reg",
+            "0",
+            "--a1",
+            &files[0],
+            "--a2",
+            &files[1],
+            "--a3",
+            &files[2],
+            "--b",
+            &files[3],
+            "--predict",
+            &query,
+            "--json",
+        ]);
+        let v = json(&o);
+        assert_eq!(v["kind"], if kernel == "softmax" { "attention" } else { "attention_linear" });
+        assert_eq!(v["params"].as_array().unwrap().len(), 18);
+        let b2: f64 = p.b.data().iter().map(|x| x * x).sum();
+        assert!(v["loss"].as_f64().unwrap() <= 1e-16 * b2, "{kernel}: {}", v["loss"]);
+        // The model reproduces the targets of the query rows it was given.
+        let pred: Vec<f64> = v["prediction"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        assert_eq!(pred.len(), 6);
+        for (a, b) in pred.iter().zip(&p.b.data()[..6]) {
+            assert!((a - b).abs() < 1e-6, "{kernel}: {a} vs {b}");
+        }
+    }
+    // A matrix of the wrong shape is a one-line error naming both files.
+    let bad = write(dir.path(), "bad.csv", b"1,2\n3,4\n");
+    let a1 = dir.path().join("softmax_a1.npy").to_string_lossy().into_owned();
+    let o = run(&["compute", "run", "--kind", "attention", "--a1", &a1, "--a2", &bad, "--a3", &a1, "--b", &a1]);
+    assert_one_line_error(&o, 1, "bad.csv is 2x2");
+    // Softmax-family files for an attention run, and attention files for a softmax run.
+    let o = run(&["compute", "run", "--kind", "attention", "--data", &a1, "--target", &bad]);
+    assert_one_line_error(&o, 1, "attention takes --a1");
+}
+
+#[test]
+fn reproduce_lists_its_papers_and_every_default_claim_holds() {
+    let o = run(&["compute", "reproduce", "--list", "--json"]);
+    let list = json(&o);
+    let ids: Vec<&str> = list.as_array().unwrap().iter().map(|p| p["paper"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"2309.07418") && ids.contains(&"2310.11685"), "{ids:?}");
+    for id in ids {
+        let v = json(&run(&["compute", "reproduce", id, "--json"]));
+        let claims = v["claims"].as_array().unwrap();
+        assert!(!claims.is_empty() && !v["tables"].as_array().unwrap().is_empty(), "{id}");
+        for c in claims {
+            assert_eq!(c["held"], true, "{id}: {} ({})", c["claim"], c["evidence"]);
+        }
+    }
+    let o = run(&["compute", "reproduce", "1234.5678"]);
+    assert_one_line_error(&o, 1, "unknown paper");
+}

@@ -162,3 +162,62 @@ async fn an_unreachable_task_does_not_starve_a_reachable_one_with_the_same_bount
 fn vec_init(d: usize) -> gradientcoin::compute::problem::Params {
     gradientcoin::compute::problem::Params(vec![0.0; d])
 }
+
+/// The attention kind (both kernels) on a real two-node network: A mines both tasks to
+/// their targets, B replays and accepts every block (the step replay of the new kind is
+/// consensus on both nodes), and the solved model predicts the task's own outputs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attention_tasks_of_both_kernels_are_mined_to_their_targets_and_b_follows() {
+    use gradientcoin::compute::attention::{AttentionSynthetic, Kernel};
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (a, b) = (TestNode::start(dirs[0].path()), TestNode::start(dirs[1].path()));
+    connect(&b.net, &a.net).await;
+    let creator = a.node.new_address("creator").await.unwrap();
+    a.node.generate(12, Some(creator)).await.unwrap();
+    let mut tasks = Vec::new();
+    for (kernel, seed) in [(Kernel::Softmax, 5), (Kernel::Linear, 1)] {
+        let s = TaskSpec {
+            kind: TaskKind::Attention(kernel),
+            data: TaskData::Synthetic { n: 128, d: 6, seed, scale: 1.0 },
+            reg_lambda: 0.0,
+            copyright: None,
+            target_score: 1.0,
+        };
+        let p = s.build_unchecked().unwrap();
+        let spec = TaskSpec { target_score: verify::score(&p, &p.init()).unwrap() * 1e-8, ..s };
+        let (_, id) =
+            a.node.submit_task(spec, Amount::from_units(gradientcoin::chain::amount::COIN), 500, 2).await.unwrap();
+        tasks.push((kernel, seed, id));
+    }
+    a.node.generate(1, Some(creator)).await.unwrap();
+    let payout = a.node.new_address("miner").await.unwrap();
+    a.node.mining_start(1, Some(payout)).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    for (kernel, _, id) in &tasks {
+        while !matches!(a.node.task(*id).await.unwrap().status, TaskStatus::Solved { .. }) {
+            let t = a.node.task(*id).await.unwrap();
+            assert!(tokio::time::Instant::now() < deadline, "{kernel:?} task not solved within 90 s: {t:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    a.node.mining_stop().await.unwrap();
+    a.node.generate(1, None).await.unwrap();
+    let tip = a.node.tip().await.unwrap();
+    wait_tips(&[&a.node, &b.node], tip.hash).await;
+    for (kernel, seed, id) in tasks {
+        let t = b.node.task(id).await.unwrap();
+        assert!(matches!(t.status, TaskStatus::Solved { by, .. } if by == payout), "{kernel:?}: {t:?}");
+        assert!(t.best_score <= t.target_score);
+        // The model's output on the task's own query rows is the target B (planted).
+        let planted = AttentionSynthetic { n: 128, d: 6, seed, scale: 1.0 }.generate(kernel).unwrap();
+        let rows: Vec<Vec<f64>> = (0..4).map(|j| planted.a1.row(j).to_vec()).collect();
+        let out = b.node.predict(id, rows).await.unwrap();
+        assert_eq!(out.len(), 4 * 6);
+        let b2: f64 = planted.b.data().iter().map(|v| v * v).sum();
+        let err: f64 = out.iter().zip(planted.b.data()).map(|(o, t)| (o - t) * (o - t)).sum();
+        assert!(err <= 1e-6 * b2, "{kernel:?}: prediction error {err:e}");
+    }
+    for n in [a, b] {
+        n.stop().await;
+    }
+}

@@ -424,12 +424,18 @@ pub fn task(c: &ConfigArgs, cmd: TaskCommand, json: bool) -> anyhow::Result<()> 
             }
         }
         TaskCommand::Predict { id, .. } => {
-            let f = call!(cl, task_predict(id, rows.expect("read above")));
+            let rows = rows.expect("read above");
+            let count = rows.len().max(1);
+            let f = call!(cl, task_predict(id, rows));
             if json {
                 return print_json(&f);
             }
-            for v in f {
-                outln!("{v:.17e}");
+            // One line per input row: a softmax-family task gives one value per row, an
+            // attention task the d outputs of each query row.
+            let per = (f.len() / count).max(1);
+            for row in f.chunks(per) {
+                let line: Vec<String> = row.iter().map(|v| format!("{v:.17e}")).collect();
+                outln!("{}", line.join(" "));
             }
         }
         TaskCommand::Reclaim { id } => {

@@ -23,6 +23,8 @@ pub enum ComputeCommand {
     /// Benchmark the deterministic kernels against a reference measured in the same run.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Re-run a paper's experiment and check its claim (`--list` for the papers).
+    Reproduce(super::reproduce::ReproduceArgs),
 }
 
 /// `compute bench` subcommands.
@@ -235,6 +237,7 @@ fn parse_copyright_arg(s: &str) -> Result<CopyrightArg, String> {
 pub fn run(cmd: ComputeCommand) -> anyhow::Result<()> {
     match cmd {
         ComputeCommand::Run(args) => run_solve(args),
+        ComputeCommand::Reproduce(args) => super::reproduce::run(args),
         ComputeCommand::Bench(BenchCommand::Gemm { sizes, rounds }) => {
             if sizes.is_empty() || sizes.contains(&0) || rounds == 0 {
                 bail!("--sizes must be positive integers and --rounds at least 1");
@@ -285,7 +288,7 @@ fn build_attention(args: &RunArgs) -> anyhow::Result<Built> {
         (Some(p1), Some(p2), Some(p3), Some(pb)) => {
             let m: Vec<Mat> = [p1, p2, p3, pb].iter().map(|p| read_matrix(p)).collect::<anyhow::Result<_>>()?;
             let (n, d) = (m[0].rows(), m[0].cols());
-            for (mat, path) in m.iter().zip([p2, p3, pb]).skip(1) {
+            for (mat, path) in m.iter().zip([p1, p2, p3, pb]).skip(1) {
                 if (mat.rows(), mat.cols()) != (n, d) {
                     bail!("{} is {}x{} but {} is {n}x{d}", path.display(), mat.rows(), mat.cols(), p1.display());
                 }

@@ -23,6 +23,7 @@ mod bench;
 mod client;
 mod compute;
 mod node;
+mod reproduce;
 pub mod testnet;
 
 use clap::{Parser, Subcommand};
