@@ -150,6 +150,11 @@ pub struct RunArgs {
     /// Write the solution vector to this file (.csv or .npy).
     #[arg(long)]
     save_params: Option<PathBuf>,
+    /// Start the solver from this parameter vector (.csv or .npy, one value per
+    /// parameter: d for the softmax family, vec(X) then vec(Y) for attention) instead of
+    /// the task's initial point.
+    #[arg(long)]
+    init: Option<PathBuf>,
     /// Print one JSON object instead of human output.
     #[arg(long)]
     json: bool,
@@ -384,7 +389,16 @@ fn run_solve(args: RunArgs) -> anyhow::Result<()> {
         ProgressStyle::with_template("{spinner} iteration {pos}/{len} {wide_msg} [{elapsed}]")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let x0 = problem.init();
+    let x0 = match &args.init {
+        Some(path) => {
+            let v = data::to_vector(read_matrix(path)?).with_context(|| path.display().to_string())?;
+            if v.len() != problem.dim() {
+                bail!("{} has {} values, the task has {} parameters", path.display(), v.len(), problem.dim());
+            }
+            Params(v)
+        }
+        None => problem.init(),
+    };
     let cert0 = problem.certify(&x0).context("initial point")?;
     if !args.json {
         outln!(

@@ -11,6 +11,7 @@
 //! The last line is `useful X.XX wu-ratio Y.YY` (the worst ratio over the shapes).
 
 use crate::cli::testnet::demo_spec;
+use crate::compute::attention::{AttentionSynthetic, Kernel};
 use crate::compute::problem::{Params, Problem, SolveOpts, Transcript};
 use crate::compute::softmax::{StepRule, TICKET_RULE};
 use crate::compute::trajectory::{self, Trajectory};
@@ -341,12 +342,69 @@ fn print_network(r: &NetworkRun) -> anyhow::Result<f64> {
 /// comparison is the default shapes' job); part 2 unless `planted_only` or custom shapes.
 pub fn run(planted_only: bool, custom: Vec<Shape>) -> anyhow::Result<()> {
     let ratio = if custom.is_empty() { planted(&shapes(), &StepRule::ALL)? } else { planted(&custom, &[TICKET_RULE])? };
+    if custom.is_empty() {
+        attention()?;
+    }
     if planted_only || !custom.is_empty() {
         outln!("wu-ratio {ratio:.2}");
         return Ok(());
     }
     let useful = print_network(&network()?)?;
     outln!("useful {useful:.2} wu-ratio {ratio:.2}");
+    Ok(())
+}
+
+/// The planted attention shapes of part 1 (kernel, n, d, seed, scale).
+const ATTENTION_SHAPES: [(Kernel, usize, usize, u64, f64); 5] = [
+    (Kernel::Softmax, 128, 6, 5, 1.0),
+    (Kernel::Softmax, 128, 6, 1, 0.5),
+    (Kernel::Softmax, 64, 4, 3, 0.5),
+    (Kernel::Linear, 128, 6, 1, 1.0),
+    (Kernel::Linear, 1000, 4, 2, 1.0),
+];
+
+/// Part 1 for the attention kind: chained consensus tickets from `X = Y = 0` against the
+/// off-chain joint solve to the same target. The loss is not convex, so a trajectory can
+/// end in another local minimum than the solve's; such a row says where it stopped.
+/// Prints `attention wu-ratio X.XX (reached k of m)`, the worst ratio of those reached.
+fn attention() -> anyhow::Result<()> {
+    outln!("== attention: chained consensus tickets from X = Y = 0 to the target vs the off-chain joint LM solve");
+    outln!("  {:<36} {:>8} {:>8} {:>10} {:>8}", "task", "steps", "adopted", "WU", "vs solve");
+    let (mut worst, mut reached) = (0.0f64, 0);
+    for (kernel, n, d, seed, scale) in ATTENTION_SHAPES {
+        let (p, _) = AttentionSynthetic { n, d, seed, scale }.problem(kernel, 0.0)?;
+        let name = format!("{} {n}x{d} seed {seed} scale {scale}", p.kind());
+        let x0 = p.init();
+        let start = p.certify(&x0)?.score;
+        let opts = SolveOpts { max_iter: 200, tol_grad: 1e-12, x0: None };
+        let (_, best) = trajectory::solve_to(&p, &x0, f64::NEG_INFINITY, &opts)?;
+        let best = p.certify(&best)?.score;
+        let target = trajectory::relative_target(start, best, TARGET_FRACTION);
+        let (solve, _) = trajectory::solve_to(&p, &x0, target, &opts)?;
+        let t = trajectory::chained(&p, &x0, target, MAX_STEPS, |x, seed| p.step(x, seed))?;
+        let ratio = t.flops as f64 / solve.flops.max(1) as f64;
+        if t.reached {
+            reached += 1;
+            worst = worst.max(ratio);
+        }
+        outln!(
+            "  {name:<36} {:>8} {:>8} {:>10.1} {:>8.2}{}",
+            t.steps,
+            t.adopted,
+            t.flops as f64 / 1e6,
+            ratio,
+            reach_note(&t, target)
+        );
+        outln!(
+            "  {:<36} {:>8} {:>8} {:>10.1} {:>8}",
+            "  solve (joint LM)",
+            solve.iterations,
+            "-",
+            solve.flops as f64 / 1e6,
+            "1.00"
+        );
+    }
+    outln!("attention wu-ratio {worst:.2} (reached {reached} of {})", ATTENTION_SHAPES.len());
     Ok(())
 }
 

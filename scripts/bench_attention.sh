@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of the attention solve against SciPy (L-BFGS-B and Newton-CG with
+# the exact Hessian-vector product), single thread, same planted instances and start,
+# equal gradient norm. Sets up its own venv (numpy, scipy) in target/bench-venv.
+# Usage: scripts/bench_attention.sh [--quick]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=target/bench-venv
+if [[ ! -x "$venv/bin/python" ]]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q numpy scipy
+fi
+cargo build --release --locked -q
+"$venv/bin/python" scripts/bench_attention.py target/release/gradientcoin "$@"
