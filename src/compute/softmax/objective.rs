@@ -99,6 +99,32 @@ impl SoftmaxProblem {
         (g, g1)
     }
 
+    /// `∇L(x)` (for experiments and tests).
+    pub fn gradient_at(&self, x: &[f64]) -> Result<Vec<f64>, ProblemError> {
+        Ok(self.gradient(&self.eval(x)?).0)
+    }
+
+    /// The exact Hessian `∇²L(x)` (for experiments and tests).
+    pub fn hessian_at(&self, x: &[f64]) -> Result<Mat, ProblemError> {
+        let ev = self.eval(x)?;
+        let (_, g1) = self.gradient(&ev);
+        Ok(self.hessian(&ev, g1.as_deref()))
+    }
+
+    /// The diagonal part `Aᵀ diag(δ + w²) A` of the Hessian of a task without the
+    /// copyright option: `∇²L(x)` minus it is `Aᵀ(κvvᵀ − pvᵀ − vpᵀ)A/α²`, rank at most 2
+    /// (SOLVERS.md §0.4; the "low-rank plus diagonal" structure of 2309.13482).
+    pub fn hessian_diagonal_part_at(&self, x: &[f64]) -> Result<Mat, ProblemError> {
+        let ev = self.eval(x)?;
+        let mut diag = ev.main.hess_diag(self.main_mask().as_deref());
+        for (d, w) in diag.iter_mut().zip(&self.w2) {
+            *d += w;
+        }
+        let mut h = Mat::zeros(self.a.cols(), self.a.cols());
+        det::syrk(self.a.view(), Some(&diag), &mut h);
+        Ok(h)
+    }
+
     /// The exact Hessian `∇²L` at an evaluated point (SOLVERS.md §0.4, §9.2).
     pub(super) fn hessian(&self, ev: &Eval, g1: Option<&[f64]>) -> Mat {
         let (n, d) = (self.n(), self.a.cols());
