@@ -25,6 +25,7 @@ use crate::chain::amount::Amount;
 use crate::chain::params::ChainParams;
 use crate::chain::target::U256;
 use crate::chain::tx::{OutPoint, Sig64, Transaction, TxIn, TxOut};
+use crate::compute::attention::Kernel;
 use crate::compute::copyright::CopyrightVariant;
 use crate::compute::problem::Problem;
 use crate::miner;
@@ -155,6 +156,8 @@ fn specs() -> Vec<(&'static str, TaskSpec)> {
             "softmax+copyright(per-block) n=2000 d=32",
             TaskSpec { copyright: Some(cr(CopyrightVariant::PerBlock)), ..base(TaskKind::Softmax, 2000, 32) },
         ),
+        ("attention n=128 d=6", base(TaskKind::Attention(Kernel::Softmax), 128, 6)),
+        ("attention_linear n=2000 d=6", base(TaskKind::Attention(Kernel::Linear), 2000, 6)),
     ]
 }
 

@@ -87,18 +87,8 @@ pub struct SubmitArgs {
     /// Data matrix A (n x d) as .csv or .npy.
     #[arg(long, requires = "target", conflicts_with = "synthetic")]
     data: Option<PathBuf>,
-    /// Attention: the queries A1 (n x d, .csv or .npy); with --a2, --a3 and --b.
-    #[arg(long, requires_all = ["a2", "a3", "b"], conflicts_with_all = ["synthetic", "data"])]
-    a1: Option<PathBuf>,
-    /// Attention: the keys A2 (n x d).
-    #[arg(long, requires = "a1")]
-    a2: Option<PathBuf>,
-    /// Attention: the values A3 (n x d).
-    #[arg(long, requires = "a1")]
-    a3: Option<PathBuf>,
-    /// Attention: the targets B (n x d).
-    #[arg(long, requires = "a1")]
-    b: Option<PathBuf>,
+    #[command(flatten)]
+    files: super::compute::AttentionFiles,
     /// Target vector b (n values) as .csv or .npy.
     #[arg(long, requires = "data")]
     target: Option<PathBuf>,
@@ -277,18 +267,11 @@ fn build_spec(a: &SubmitArgs) -> anyhow::Result<TaskSpec> {
     if attention && a.data.is_some() {
         bail!("attention tasks take --a1 --a2 --a3 --b (or --synthetic), not --data/--target");
     }
-    if !attention && a.a1.is_some() {
+    if !attention && a.files.given() {
         bail!("--a1/--a2/--a3/--b are attention data; {} tasks take --data and --target", kind.name());
     }
-    if let (Some(p1), Some(p2), Some(p3), Some(pb)) = (&a.a1, &a.a2, &a.a3, &a.b) {
-        let m: Vec<crate::compute::det::Mat> =
-            [p1, p2, p3, pb].iter().map(|p| super::compute::read_matrix(p)).collect::<anyhow::Result<_>>()?;
+    if let Some((m, _)) = a.files.read()? {
         let (n, d) = (m[0].rows(), m[0].cols());
-        for (mat, path) in m.iter().zip([p1, p2, p3, pb]).skip(1) {
-            if (mat.rows(), mat.cols()) != (n, d) {
-                bail!("{} is {}x{} but {} is {n}x{d}", path.display(), mat.rows(), mat.cols(), p1.display());
-            }
-        }
         let mut it = m.into_iter().map(|m| m.into_vec());
         let mut next = || it.next().expect("four matrices");
         let data = TaskData::AttentionInline {

@@ -111,18 +111,8 @@ pub struct RunArgs {
     /// Attention: the off-chain solver.
     #[arg(long, value_enum, default_value_t = SolverArg::JointLm)]
     solver: SolverArg,
-    /// Attention: the queries A1 (n x d, .csv or .npy); with --a2, --a3 and --b.
-    #[arg(long, requires_all = ["a2", "a3", "b"])]
-    a1: Option<PathBuf>,
-    /// Attention: the keys A2 (n x d).
-    #[arg(long, requires = "a1")]
-    a2: Option<PathBuf>,
-    /// Attention: the values A3 (n x d).
-    #[arg(long, requires = "a1")]
-    a3: Option<PathBuf>,
-    /// Attention: the targets B (n x d).
-    #[arg(long, requires = "a1")]
-    b: Option<PathBuf>,
+    #[command(flatten)]
+    files: AttentionFiles,
     /// Data matrix A (n x d) as .csv or .npy.
     #[arg(long, requires = "target")]
     data: Option<PathBuf>,
@@ -158,6 +148,49 @@ pub struct RunArgs {
     /// Print one JSON object instead of human output.
     #[arg(long)]
     json: bool,
+}
+
+/// The four matrices of an attention task, as files (`compute run`, `task submit`).
+#[derive(Debug, Args)]
+pub struct AttentionFiles {
+    /// Attention: the queries A1 (n x d, .csv or .npy); with --a2, --a3 and --b.
+    #[arg(long, requires_all = ["a2", "a3", "b"], conflicts_with_all = ["synthetic", "data"])]
+    a1: Option<PathBuf>,
+    /// Attention: the keys A2 (n x d).
+    #[arg(long, requires = "a1")]
+    a2: Option<PathBuf>,
+    /// Attention: the values A3 (n x d).
+    #[arg(long, requires = "a1")]
+    a3: Option<PathBuf>,
+    /// Attention: the targets B (n x d).
+    #[arg(long, requires = "a1")]
+    b: Option<PathBuf>,
+}
+
+impl AttentionFiles {
+    /// Whether the files were given.
+    pub fn given(&self) -> bool {
+        self.a1.is_some()
+    }
+
+    /// Reads `[A1, A2, A3, B]` and checks they have one shape (`None` when not given),
+    /// with the four paths joined for messages.
+    pub fn read(&self) -> anyhow::Result<Option<([Mat; 4], String)>> {
+        let (Some(p1), Some(p2), Some(p3), Some(pb)) = (&self.a1, &self.a2, &self.a3, &self.b) else {
+            return Ok(None);
+        };
+        let paths = [p1, p2, p3, pb];
+        let m: Vec<Mat> = paths.iter().map(|p| read_matrix(p)).collect::<anyhow::Result<_>>()?;
+        let (n, d) = (m[0].rows(), m[0].cols());
+        for (mat, path) in m.iter().zip(paths).skip(1) {
+            if (mat.rows(), mat.cols()) != (n, d) {
+                bail!("{} is {}x{} but {} is {n}x{d}", path.display(), mat.rows(), mat.cols(), p1.display());
+            }
+        }
+        let names = paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" ");
+        let four: [Mat; 4] = m.try_into().map_err(|_| anyhow::anyhow!("four matrices"))?;
+        Ok(Some((four, names)))
+    }
 }
 
 /// The parsed `--copyright` value.
@@ -289,19 +322,8 @@ fn build_attention(args: &RunArgs) -> anyhow::Result<Built> {
         bail!("--reg {} is not a finite non-negative number", args.reg);
     }
     let kernel: Kernel = args.kernel.into();
-    let (a1, a2, a3, b, source, planted) = match (&args.a1, &args.a2, &args.a3, &args.b) {
-        (Some(p1), Some(p2), Some(p3), Some(pb)) => {
-            let m: Vec<Mat> = [p1, p2, p3, pb].iter().map(|p| read_matrix(p)).collect::<anyhow::Result<_>>()?;
-            let (n, d) = (m[0].rows(), m[0].cols());
-            for (mat, path) in m.iter().zip([p1, p2, p3, pb]).skip(1) {
-                if (mat.rows(), mat.cols()) != (n, d) {
-                    bail!("{} is {}x{} but {} is {n}x{d}", path.display(), mat.rows(), mat.cols(), p1.display());
-                }
-            }
-            let [a1, a2, a3, b]: [Mat; 4] = m.try_into().map_err(|_| anyhow::anyhow!("four matrices"))?;
-            let src = format!("{} {} {} {}", p1.display(), p2.display(), p3.display(), pb.display());
-            (a1, a2, a3, b, src, None)
-        }
+    let (a1, a2, a3, b, source, planted) = match args.files.read()? {
+        Some(([a1, a2, a3, b], src)) => (a1, a2, a3, b, src, None),
         _ => {
             let s = args.synthetic.unwrap_or(Synthetic { n: 128, d: 6, seed: 1, scale: 1.0 });
             let syn = AttentionSynthetic { n: s.n, d: s.d, seed: s.seed, scale: s.scale };
@@ -324,7 +346,7 @@ fn build(args: &RunArgs) -> anyhow::Result<Built> {
     if args.kind == KindArg::Attention {
         return build_attention(args);
     }
-    if args.a1.is_some() {
+    if args.files.given() {
         bail!("--a1/--a2/--a3/--b are attention data; the softmax family takes --data and --target");
     }
     let phi = args.kind.phi();

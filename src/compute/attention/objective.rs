@@ -133,6 +133,16 @@ fn khatri_rao(p: &Mat, q: &Mat) -> Mat {
 }
 
 impl AttentionProblem {
+    /// Rows `j0..j1` of the softmax attention matrix `S = rowsoftmax(A1 X A2ᵀ)`.
+    fn attention_rows(&self, xm: &Mat, j0: usize, j1: usize) -> Mat {
+        let mut q = Mat::zeros(j1 - j0, self.d());
+        det::gemm(rows(&self.a1, j0, j1), xm.view(), &mut q, false);
+        let mut s = Mat::zeros(j1 - j0, self.a2.rows());
+        det::gemm(q.view(), self.a2.t(), &mut s, false);
+        rowsoftmax(&mut s);
+        s
+    }
+
     /// Evaluates the objective at `x = [vec(X); vec(Y)]` to `level`. Every row is computed
     /// before a non-finite value is reported, so a failing point costs what a good one does.
     pub fn eval(&self, x: &[f64], level: Level) -> Result<Eval, ProblemError> {
@@ -191,11 +201,7 @@ impl AttentionProblem {
         while j0 < n {
             let j1 = (j0 + ROW_BLOCK).min(n);
             let nb = j1 - j0;
-            let mut q = Mat::zeros(nb, d);
-            det::gemm(rows(&self.a1, j0, j1), xm.view(), &mut q, false);
-            let mut s = Mat::zeros(nb, nk);
-            det::gemm(q.view(), self.a2.t(), &mut s, false);
-            rowsoftmax(&mut s);
+            let s = self.attention_rows(&xm, j0, j1);
             let mut ob = Mat::zeros(nb, d);
             det::gemm(s.view(), w.view(), &mut ob, false);
             o.data_mut()[j0 * d..j1 * d].copy_from_slice(ob.data());
@@ -457,11 +463,7 @@ impl AttentionProblem {
         while j0 < n {
             let j1 = (j0 + ROW_BLOCK).min(n);
             let nb = j1 - j0;
-            let mut q = Mat::zeros(nb, d);
-            det::gemm(rows(&self.a1, j0, j1), ev.x.view(), &mut q, false);
-            let mut s = Mat::zeros(nb, n);
-            det::gemm(q.view(), self.a2.t(), &mut s, false);
-            rowsoftmax(&mut s);
+            let s = self.attention_rows(&ev.x, j0, j1);
             let mut qv = Mat::zeros(nb, d);
             det::gemm(rows(&self.a1, j0, j1), vm.view(), &mut qv, false);
             let mut dz = Mat::zeros(nb, n);
@@ -623,11 +625,7 @@ impl AttentionProblem {
         while j0 < n {
             let j1 = (j0 + ROW_BLOCK).min(n);
             let nb = j1 - j0;
-            let mut q = Mat::zeros(nb, d);
-            det::gemm(rows(&self.a1, j0, j1), ev.x.view(), &mut q, false);
-            let mut s = Mat::zeros(nb, n);
-            det::gemm(q.view(), self.a2.t(), &mut s, false);
-            rowsoftmax(&mut s);
+            let s = self.attention_rows(&ev.x, j0, j1);
             let mut gs = Mat::zeros(nb, n);
             det::gemm(rows(&ev.r, j0, j1), ev.w.t(), &mut gs, false);
             det::scal(2.0, gs.data_mut());

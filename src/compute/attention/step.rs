@@ -48,8 +48,9 @@ pub fn lm_ridge_factor(j: usize) -> f64 {
 }
 
 /// Fixed per-step overhead in priced flops (allocations of the per-block buffers, the
-/// transcript's SHA-256, the random streams' set-up); fitted with [`ATTN_CLASS_WEIGHTS_16`].
-pub const ATTN_STEP_OVERHEAD_FLOPS: u64 = 420_293;
+/// transcript's SHA-256, the random streams' set-up), per kernel `[softmax, linear]`;
+/// fitted with [`ATTN_CLASS_WEIGHTS_16`].
+pub const ATTN_STEP_OVERHEAD_FLOPS: [u64; 2] = [135_094, 360_880];
 
 /// Everything the price of a step depends on, known from a task spec before any data is
 /// built.
@@ -75,12 +76,15 @@ pub struct AttnFlopClasses {
     pub gemm: u64,
     /// The Cholesky factorisation and its solves.
     pub factor: u64,
+    /// Token rows visited, once per objective evaluation: the per-row loop overhead,
+    /// which at `d = 2` outweighs the row's arithmetic (counted as one flop each).
+    pub rows: u64,
 }
 
 impl AttnFlopClasses {
     /// Every flop, unweighted.
     pub fn total(&self) -> u64 {
-        self.transcendental + self.elementwise + self.gemm + self.factor
+        self.transcendental + self.elementwise + self.gemm + self.factor + self.rows
     }
 }
 
@@ -118,6 +122,7 @@ fn eval_classes(n: u64, d: u64, kernel: Kernel, level: Level, c: &mut AttnFlopCl
             }
         }
     }
+    c.rows += n;
     c.elementwise += n * d + 2 * n * d + 4 * d * d; // residual, ||R||², ||x||²
     if grad {
         c.elementwise += 4 * d * d;
@@ -146,30 +151,41 @@ pub fn attention_flop_classes(shape: &AttentionShape) -> AttnFlopClasses {
     c
 }
 
-/// Calibrated weights of the flop classes, in sixteenths of a priced flop: fitted so that
-/// the attention cases of `gradientcoin bench cost --classes` replay at the softmax
-/// family's median µs per mWU (release build, AMD EPYC, 2026-12-02: attention spread 1.36,
-/// whole sweep 1.48). The exponentials and the `n²` elementwise passes around them always
-/// come in a fixed ratio, so the fit cannot split them: the `exp` weight is held at one
-/// priced flop per counted flop and the elementwise weight carries the `n²` passes (each
-/// streams a `ROW_BLOCK x n` block through memory).
-pub const ATTN_CLASS_WEIGHTS_16: AttnFlopClasses =
-    AttnFlopClasses { transcendental: 16, elementwise: 954, gemm: 13, factor: 531 };
+/// Calibrated weights of the flop classes, in sixteenths of a priced flop, per kernel
+/// `[softmax, linear]`: fitted so that every attention case of `gradientcoin bench cost`
+/// replays at the softmax family's median µs per mWU (release build, AMD EPYC,
+/// 2026-12-02, `bench cost --reps 10`: spread 1.05 over the softmax-kernel cases, 1.07
+/// over the linear ones, 1.43 over the whole sweep). The kernels get their own weights:
+/// the softmax kernel's elementwise passes stream `ROW_BLOCK x n` blocks, the linear
+/// kernel's run over `n x d` rows, at different speeds per flop. The exponentials and the
+/// elementwise passes around them come in a fixed ratio, so the fit cannot split them:
+/// the `exp` weight is held at one priced flop per counted flop. The fit put the linear
+/// kernel's gemm weight at 0 (its gemms grow with the elementwise and factor work on every
+/// admissible shape); it is held at 1/16.
+pub const ATTN_CLASS_WEIGHTS_16: [AttnFlopClasses; 2] = [
+    AttnFlopClasses { transcendental: 16, elementwise: 757, gemm: 8, factor: 524, rows: 65_740 },
+    AttnFlopClasses { transcendental: 16, elementwise: 715, gemm: 1, factor: 531, rows: 17_262 },
+];
 
-/// The price of one step of this shape in mWU: the flop classes weighted by
-/// [`ATTN_CLASS_WEIGHTS_16`], plus the fixed overhead, rounded up. Integer arithmetic only.
+/// The price of one step of this shape in mWU: the flop classes weighted by the kernel's
+/// [`ATTN_CLASS_WEIGHTS_16`], plus its fixed overhead, rounded up. Integer arithmetic only.
 ///
 /// # Consensus
 /// The cost table's entry for every attention task (DESIGN.md §3.1).
 pub fn attention_step_cost_mwu(shape: &AttentionShape) -> u64 {
     let c = attention_flop_classes(shape);
-    let w = ATTN_CLASS_WEIGHTS_16;
+    let k = match shape.kernel {
+        Kernel::Softmax => 0,
+        Kernel::Linear => 1,
+    };
+    let w = ATTN_CLASS_WEIGHTS_16[k];
     let weighted = (c.transcendental.saturating_mul(w.transcendental))
         .saturating_add(c.elementwise.saturating_mul(w.elementwise))
         .saturating_add(c.gemm.saturating_mul(w.gemm))
         .saturating_add(c.factor.saturating_mul(w.factor))
+        .saturating_add(c.rows.saturating_mul(w.rows))
         .div_ceil(16);
-    weighted.saturating_add(ATTN_STEP_OVERHEAD_FLOPS).div_ceil(FLOPS_PER_MWU)
+    weighted.saturating_add(ATTN_STEP_OVERHEAD_FLOPS[k]).div_ceil(FLOPS_PER_MWU)
 }
 
 impl AttentionProblem {
