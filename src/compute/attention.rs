@@ -199,12 +199,6 @@ impl AttentionProblem {
         (self.x_bound, self.y_bound)
     }
 
-    /// The attention output `S(X) A3 Y` of the task's own tokens (n x d).
-    pub fn output(&self, x: &Params) -> Result<Mat, ProblemError> {
-        x.check(self.dim())?;
-        Ok(self.eval(&x.0, Level::Value)?.o)
-    }
-
     /// Scales `X` and `Y` back onto their balls where they lie outside (constant work:
     /// both norms, then one scaling pass whether or not it changes anything).
     pub fn project(&self, mut x: Vec<f64>) -> Vec<f64> {

@@ -7,7 +7,7 @@
 //! Not consensus: iteration counts depend on the data. Every iterate is projected onto
 //! the iterate balls, so what a solve returns can be published as a model update.
 
-use super::objective::{Level, shift};
+use super::objective::Level;
 use super::{AttentionProblem, Eval};
 use crate::compute::det::{self, Cholesky};
 use crate::compute::problem::{IterReport, Params, Problem, ProblemError, SolveInfo, SolveOpts, StopReason};
@@ -269,11 +269,5 @@ impl AttentionProblem {
             info.converged = true;
         }
         Ok((Params(x), info))
-    }
-
-    /// `JᵀJ + sI` at `x` (tests compare it with the explicit Jacobian).
-    pub fn normal_system(&self, x: &[f64], s: f64) -> Result<det::Mat, ProblemError> {
-        let ev = self.eval(x, Level::GaussNewton)?;
-        Ok(shift(&self.normal_matrix(&ev), s))
     }
 }
