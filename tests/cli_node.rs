@@ -124,6 +124,20 @@ fn client_commands_work_and_bad_input_is_one_clear_line() {
     // Mismatched shapes.
     std::fs::write(&a, "1,2\n3,4\n5,6\n").unwrap();
     fails_with(&cli(&n, &args), "has 3 rows but");
+    // Attention data: softmax files for an attention task, attention files for a softmax
+    // task, and four matrices of different shapes are refused before the node is asked.
+    let submit = |extra: &[&str]| {
+        let mut v = vec!["task", "submit", "--target-score", "0.1", "--bounty", "1"];
+        v.extend_from_slice(extra);
+        cli(&n, &v)
+    };
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    fails_with(&submit(&["--kind", "attention", "--data", a, "--target", b]), "attention tasks take --a1");
+    let q = dir.path().join("q.csv");
+    std::fs::write(&q, "1,2\n3,4\n").unwrap();
+    let q = q.to_str().unwrap();
+    fails_with(&submit(&["--a1", q, "--a2", q, "--a3", q, "--b", q]), "are attention data");
+    fails_with(&submit(&["--kind", "attention", "--a1", q, "--a2", a, "--a3", q, "--b", q]), "a.csv is 3x2 but");
     // A data file that does not exist.
     fails_with(&cli(&n, &["task", "predict", &"ab".repeat(32), "--data", "/nonexistent/x.csv"]), "x.csv");
 
