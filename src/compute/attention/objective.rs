@@ -439,17 +439,22 @@ impl AttentionProblem {
     /// kernel, the directional derivative of the linear kernel's gradient), `2ρ[V; U]`
     /// included. Off-chain and for tests: `O(n² d)` per product for softmax.
     pub fn hvp(&self, x: &[f64], dir: &[f64]) -> Result<Vec<f64>, ProblemError> {
+        Ok(self.hvp_at(&self.eval(x, Level::Gradient)?, dir))
+    }
+
+    /// [`AttentionProblem::hvp`] at an evaluated point (so many products share one
+    /// evaluation).
+    fn hvp_at(&self, ev: &Eval, dir: &[f64]) -> Vec<f64> {
         let d = self.d();
-        let ev = self.eval(x, Level::Gradient)?;
         let (vm, um) = split(dir, d);
         let mut out = match self.kernel {
-            Kernel::Softmax => self.hvp_softmax(&ev, &vm, &um),
-            Kernel::Linear => self.hvp_linear(&ev, &vm, &um),
+            Kernel::Softmax => self.hvp_softmax(ev, &vm, &um),
+            Kernel::Linear => self.hvp_linear(ev, &vm, &um),
         };
         for (o, v) in out.iter_mut().zip(dir) {
             *o = (2.0 * self.rho).mul_add(*v, *o);
         }
-        Ok(out)
+        out
     }
 
     fn hvp_softmax(&self, ev: &Eval, vm: &Mat, um: &Mat) -> Vec<f64> {
@@ -604,11 +609,12 @@ impl AttentionProblem {
         let d = self.d();
         let dd = d * d;
         if self.kernel == Kernel::Linear {
+            let ev = self.eval(x, Level::Gradient)?;
             let mut h = Mat::zeros(dd, dd);
             for c in 0..dd {
                 let mut e = vec![0.0; 2 * dd];
                 e[c] = 1.0;
-                let col = self.hvp(x, &e)?;
+                let col = self.hvp_at(&ev, &e);
                 for r in 0..dd {
                     h.set(r, c, col[r]);
                 }

@@ -172,9 +172,11 @@ impl AttentionProblem {
                 let mu = mu_rel * scale;
                 let dir = self.lm_direction(&ev, self.rho + mu)?;
                 let cand = self.project(x.iter().zip(&dir).map(|(a, b)| a - b).collect());
-                if let Ok(e) = self.eval(&cand, Level::GaussNewton)
+                // The Gauss–Newton blocks only for an accepted candidate.
+                if let Ok(e) = self.eval(&cand, Level::Value)
                     && e.value < ev.value
                 {
+                    let e = self.eval(&cand, Level::GaussNewton)?;
                     accepted = Some((cand, e, mu));
                     mu_rel = (mu_rel / 3.0).max(1e-15);
                     break;

@@ -42,7 +42,7 @@ fn explicit_s(p: &AttentionProblem, x: &[f64], a1: &Mat, a2: &Mat) -> Mat {
         let row: Vec<f64> = match p.kernel() {
             Kernel::Softmax => {
                 let mx = w.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                let e: Vec<f64> = w.iter().map(|v| (v - mx).exp()).collect();
+                let e: Vec<f64> = w.iter().map(|v| det::math::exp(v - mx)).collect();
                 let t: f64 = e.iter().sum();
                 e.iter().map(|v| v / t).collect()
             }
@@ -113,12 +113,13 @@ fn kronecker_identity_and_matrix_form_equal_the_literal_double_sum() {
     for j0 in 0..n {
         let z: Vec<f64> =
             (0..n).map(|i| (0..d * d).map(|c| p.a1.get(j0, c / d) * p.a2.get(i, c % d) * x[c]).sum()).collect();
-        let e: Vec<f64> = z.iter().map(|v| v.exp()).collect();
+        let e: Vec<f64> = z.iter().map(|v| det::math::exp(*v)).collect();
         let t: f64 = e.iter().sum();
         for i0 in 0..d {
             let col: Vec<f64> = (0..n).map(|i| (0..d).map(|k| p.a3.get(i, k) * ym.get(k, i0)).sum()).collect();
             let inner: f64 = (0..n).map(|i| e[i] / t * col[i]).sum();
-            literal += (inner - p.b.get(j0, i0)).powi(2);
+            let r = inner - p.b.get(j0, i0);
+            literal += r * r;
         }
     }
     let ev = p.eval(&x, Level::Value).unwrap();
