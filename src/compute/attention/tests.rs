@@ -464,3 +464,18 @@ fn alternating_solver_lowers_the_loss_from_a_near_start() {
     let end = p.certify(&x).unwrap().loss;
     assert!(end < 1e-3 * start, "{start:e} -> {end:e} in {} iterations", info.iterations);
 }
+
+#[test]
+fn residual_ridge_scale_follows_the_relative_residual_within_its_clamp() {
+    use super::step::{RESIDUAL_RIDGE_FLOOR_LOG2, residual_ridge_scale};
+    // L = ½‖R‖², so L = 0.125·‖B‖² is a relative residual of 0.5.
+    assert_eq!(residual_ridge_scale(0.125 * 8.0, 8.0), 0.5);
+    // A fit worse than B = 0 (L > ½‖B‖²) keeps the full ridge.
+    assert_eq!(residual_ridge_scale(10.0, 8.0), 1.0);
+    // An exact fit stops at the floor, so the shift never vanishes.
+    let floor = 2f64.powi(-RESIDUAL_RIDGE_FLOOR_LOG2);
+    assert_eq!(residual_ridge_scale(0.0, 8.0), floor);
+    assert_eq!(residual_ridge_scale(1e-40, 8.0), floor);
+    // B = 0: no scale to measure against.
+    assert_eq!(residual_ridge_scale(0.0, 0.0), 1.0);
+}
