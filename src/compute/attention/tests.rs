@@ -473,7 +473,7 @@ fn residual_ridge_scale_follows_the_relative_residual_within_its_clamp() {
     // A fit worse than B = 0 (L > ½‖B‖²) keeps the full ridge.
     assert_eq!(residual_ridge_scale(10.0, 8.0), 1.0);
     // An exact fit stops at the floor, so the shift never vanishes.
-    let floor = 2f64.powi(-RESIDUAL_RIDGE_FLOOR_LOG2);
+    let floor = 1.0 / (1u64 << RESIDUAL_RIDGE_FLOOR_LOG2) as f64;
     assert_eq!(residual_ridge_scale(0.0, 8.0), floor);
     assert_eq!(residual_ridge_scale(1e-40, 8.0), floor);
     // B = 0: no scale to measure against.
