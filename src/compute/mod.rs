@@ -7,6 +7,7 @@ pub mod data;
 pub mod det;
 pub mod nmr;
 pub mod problem;
+pub mod ricl;
 pub mod sketch;
 pub mod softmax;
 pub mod trajectory;

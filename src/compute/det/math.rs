@@ -1,6 +1,6 @@
 //! Transcendental functions for consensus code, from the pure-Rust `libm` crate.
 //!
-//! std's `exp`, `ln`, `powf`, `sin` and `cos` call the platform's libm, whose results differ
+//! std's `exp`, `ln`, `powf`, `sin`, `cos` and `tanh` call the platform's libm, whose results differ
 //! between systems (rust-lang/rust#118217); these do not. `sqrt` is IEEE correctly rounded
 //! in hardware, so std's is used.
 
@@ -38,6 +38,12 @@ pub fn sin(x: f64) -> f64 {
 #[inline]
 pub fn cos(x: f64) -> f64 {
     libm::cos(x)
+}
+
+/// Hyperbolic tangent.
+#[inline]
+pub fn tanh(x: f64) -> f64 {
+    libm::tanh(x)
 }
 
 #[cfg(test)]
