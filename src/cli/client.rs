@@ -92,13 +92,16 @@ pub struct SubmitArgs {
     /// Target vector b (n values) as .csv or .npy.
     #[arg(long, requires = "data")]
     target: Option<PathBuf>,
-    /// Seeded synthetic planted data instead of files: n=ROWS,d=COLS,seed=N[,scale=S].
-    #[arg(long, value_parser = super::compute::parse_synthetic)]
-    synthetic: Option<crate::compute::softmax::Synthetic>,
+    /// Seeded synthetic planted data instead of files: n=ROWS,d=COLS,seed=N[,scale=S]; for
+    /// ricl m=EXAMPLES,d=WIDTH,v=VALIDATION,seed=N,flip=P.
+    #[arg(long, value_parser = super::compute::parse_synthetic_arg)]
+    synthetic: Option<super::compute::SyntheticArg>,
+    #[command(flatten)]
+    ricl: super::compute::RiclFiles,
     /// Regulariser strength λ (every row gets w² = λ/n²; attention: the ridge ρ on
-    /// ||X||² + ||Y||²).
-    #[arg(long, default_value_t = 1e-8)]
-    reg: f64,
+    /// ||X||² + ||Y||²; ricl: (λ/2)||θ||²). Default 1e-8 (ricl 1e-4).
+    #[arg(long)]
+    reg: Option<f64>,
     /// The task is solved once its score (the loss) is at most this.
     #[arg(long)]
     target_score: f64,
@@ -260,8 +263,42 @@ fn build_spec(a: &SubmitArgs) -> anyhow::Result<TaskSpec> {
     if !a.target_score.is_finite() || a.target_score < 0.0 {
         bail!("--target-score {} is not a non-negative number", a.target_score);
     }
-    if !a.reg.is_finite() || a.reg < 0.0 {
-        bail!("--reg {} is not a non-negative number", a.reg);
+    let reg = a.reg.unwrap_or(if kind == TaskKind::Ricl { super::compute::DEFAULT_RICL_REG } else { 1e-8 });
+    if !reg.is_finite() || reg < 0.0 {
+        bail!("--reg {reg} is not a non-negative number");
+    }
+    if kind == TaskKind::Ricl {
+        if a.data.is_some() || a.files.given() {
+            bail!("ricl tasks take --prompt and --validation (or --synthetic m=..,d=..,v=..), not --data/--a1");
+        }
+        let u32_of = |v: usize, what: &str| u32::try_from(v).with_context(|| format!("{what} is too large"));
+        let data = if let Some(f) = a.ricl.read()? {
+            TaskData::RiclInline {
+                m: u32_of(f.xp.rows(), "the prompt")?,
+                d: u32_of(f.xp.cols(), "the width")?,
+                v: u32_of(f.q.rows(), "the validation set")?,
+                prompt_x: f.xp.into_vec(),
+                prompt_y: f.yp,
+                w: f.w.into_vec(),
+                val_x: f.q.into_vec(),
+                val_y: f.yv,
+            }
+        } else if let Some(syn) = &a.synthetic {
+            let r = syn.ricl()?;
+            TaskData::RiclSynthetic {
+                m: u32_of(r.m, "--synthetic m")?,
+                d: u32_of(r.d, "--synthetic d")?,
+                v: u32_of(r.v, "--synthetic v")?,
+                seed: r.seed,
+                flip: r.flip,
+            }
+        } else {
+            bail!("give the task's data: --prompt P --validation V [--w W], or --synthetic m=..,d=..,v=..,seed=..")
+        };
+        return Ok(TaskSpec { kind, data, reg_lambda: reg, copyright: None, target_score: a.target_score });
+    }
+    if a.ricl.given() {
+        bail!("--prompt/--validation/--w are ricl data; {} tasks take other data", kind.name());
     }
     let attention = matches!(kind, TaskKind::Attention(_));
     if attention && a.data.is_some() {
@@ -282,15 +319,18 @@ fn build_spec(a: &SubmitArgs) -> anyhow::Result<TaskSpec> {
             a3: next(),
             b: next(),
         };
-        return Ok(TaskSpec { kind, data, reg_lambda: a.reg, copyright: None, target_score: a.target_score });
+        return Ok(TaskSpec { kind, data, reg_lambda: reg, copyright: None, target_score: a.target_score });
     }
     let data = match (&a.synthetic, &a.data, &a.target) {
-        (Some(s), _, _) => TaskData::Synthetic {
-            n: u32::try_from(s.n).context("--synthetic n is too large")?,
-            d: u32::try_from(s.d).context("--synthetic d is too large")?,
-            seed: s.seed,
-            scale: s.scale,
-        },
+        (Some(s), _, _) => {
+            let s = s.softmax(crate::compute::softmax::Synthetic { n: 2000, d: 32, seed: 1, scale: 0.5 })?;
+            TaskData::Synthetic {
+                n: u32::try_from(s.n).context("--synthetic n is too large")?,
+                d: u32::try_from(s.d).context("--synthetic d is too large")?,
+                seed: s.seed,
+                scale: s.scale,
+            }
+        }
         (None, Some(ap), Some(bp)) => {
             let m = super::compute::read_matrix(ap)?;
             let b = data::to_vector(super::compute::read_matrix(bp)?).with_context(|| bp.display().to_string())?;
@@ -304,7 +344,7 @@ fn build_spec(a: &SubmitArgs) -> anyhow::Result<TaskSpec> {
         }
         _ => bail!("give the task's data: --data A --target b, or --synthetic n=..,d=..,seed=.."),
     };
-    Ok(TaskSpec { kind, data, reg_lambda: a.reg, copyright: None, target_score: a.target_score })
+    Ok(TaskSpec { kind, data, reg_lambda: reg, copyright: None, target_score: a.target_score })
 }
 
 /// `task ...`.

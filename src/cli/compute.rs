@@ -5,7 +5,8 @@ use crate::compute::copyright::{Copyright, CopyrightVariant, parse_rows};
 use crate::compute::data::{self, Format};
 use crate::compute::det::{Mat, bench};
 use crate::compute::nmr::Phi;
-use crate::compute::problem::{Certificate, Params, Problem, SolveInfo, SolveOpts};
+use crate::compute::problem::{Certificate, Params, Problem, SolveInfo, SolveOpts, StopReason};
+use crate::compute::ricl::{RiclProblem, RiclSolver, RiclSynthetic};
 use crate::compute::softmax::{SoftmaxOptions, SoftmaxProblem, Synthetic, uniform_reg};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
@@ -55,12 +56,15 @@ pub enum KindArg {
     /// One-layer attention regression ||S(X) A3 Y − B||² over X, Y (arXiv 2309.07418);
     /// `--kernel linear` for linear attention (arXiv 2310.11685).
     Attention,
+    /// Reweighted in-context learning: the example weights of a frozen attention predictor
+    /// fitted on a validation set (RICL, LARICL; arXiv 2310.03331).
+    Ricl,
 }
 
 impl KindArg {
     fn phi(self) -> Phi {
         match self {
-            KindArg::Softmax | KindArg::Attention => Phi::Softmax,
+            KindArg::Softmax | KindArg::Attention | KindArg::Ricl => Phi::Softmax,
             KindArg::ResnetSoftmax => Phi::ResnetSoftmax,
             KindArg::LinearElu => Phi::EluPlusOne,
         }
@@ -85,14 +89,65 @@ impl From<KernelArg> for Kernel {
     }
 }
 
-/// The attention solver of `--solver`.
+/// The off-chain solver of `--solver` (attention and ricl).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SolverArg {
-    /// Joint Levenberg–Marquardt over (X, Y).
-    #[value(name = "joint-lm")]
+    /// Levenberg–Marquardt: attention jointly over (X, Y); ricl on the Gauss–Newton
+    /// system over the example log-weights.
+    #[value(name = "joint-lm", alias = "lm")]
     JointLm,
-    /// The paper's alternating algorithm: exact Y least squares, Newton in X.
+    /// Attention: the paper's alternating algorithm (exact Y least squares, Newton in X).
     Alternating,
+    /// Ricl: the paper's gradient descent with Armijo backtracking.
+    Gd,
+    /// Ricl: LARICL, the closed-form linear approximation (one linear solve).
+    Laricl,
+}
+
+/// The parsed `--synthetic` value: every key any kind takes, checked for its type; each
+/// kind then takes its own keys ([`SyntheticArg::softmax`], [`SyntheticArg::ricl`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SyntheticArg {
+    n: Option<usize>,
+    d: Option<usize>,
+    seed: Option<u64>,
+    scale: Option<f64>,
+    m: Option<usize>,
+    v: Option<usize>,
+    flip: Option<f64>,
+    test: Option<usize>,
+}
+
+impl SyntheticArg {
+    /// The softmax-family or attention dataset (keys n, d, seed, scale over `default`).
+    pub fn softmax(&self, default: Synthetic) -> anyhow::Result<Synthetic> {
+        if self.m.is_some() || self.v.is_some() || self.flip.is_some() || self.test.is_some() {
+            bail!("--synthetic keys m, v, flip and test are for ricl; this kind takes n, d, seed, scale");
+        }
+        Ok(Synthetic {
+            n: self.n.unwrap_or(default.n),
+            d: self.d.unwrap_or(default.d),
+            seed: self.seed.unwrap_or(default.seed),
+            scale: self.scale.unwrap_or(default.scale),
+        })
+    }
+
+    /// The ricl dataset (keys m, d, v, seed, flip, test over the §2.5 defaults: m=64, d=4,
+    /// v=256, seed=1, flip=0.9, test=2000).
+    pub fn ricl(&self) -> anyhow::Result<RiclSynthetic> {
+        if self.n.is_some() || self.scale.is_some() {
+            bail!("--synthetic keys n and scale are not ricl's; ricl takes m, d, v, seed, flip, test");
+        }
+        let p = RiclSynthetic::paper(self.seed.unwrap_or(1));
+        Ok(RiclSynthetic {
+            m: self.m.unwrap_or(p.m),
+            d: self.d.unwrap_or(p.d),
+            v: self.v.unwrap_or(p.v),
+            test: self.test.unwrap_or(p.test),
+            seed: p.seed,
+            flip: self.flip.unwrap_or(p.flip),
+        })
+    }
 }
 
 /// Arguments of `compute run`.
@@ -102,9 +157,11 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = KindArg::Softmax)]
     kind: KindArg,
     /// Seeded synthetic planted data: n=ROWS,d=COLS,seed=N[,scale=S] (the default when no
-    /// data files are given is n=2000,d=32,seed=1; for attention n=128,d=6,seed=1,scale=1).
-    #[arg(long, value_parser = parse_synthetic, conflicts_with_all = ["data", "target", "a1"])]
-    synthetic: Option<Synthetic>,
+    /// data files are given is n=2000,d=32,seed=1; for attention n=128,d=6,seed=1,scale=1);
+    /// for ricl m=EXAMPLES,d=WIDTH,v=VALIDATION,seed=N,flip=P,test=T (default
+    /// m=64,d=4,v=256,seed=1,flip=0.9,test=2000: the biased prompt; flip=0 is balanced).
+    #[arg(long, value_parser = parse_synthetic_arg, conflicts_with_all = ["data", "target", "a1", "prompt"])]
+    synthetic: Option<SyntheticArg>,
     /// Attention: the kernel.
     #[arg(long, value_enum, default_value_t = KernelArg::Softmax)]
     kernel: KernelArg,
@@ -113,6 +170,11 @@ pub struct RunArgs {
     solver: SolverArg,
     #[command(flatten)]
     files: AttentionFiles,
+    #[command(flatten)]
+    ricl: RiclFiles,
+    /// Ricl: a labelled test set (T x (d+1), inputs then label) to report the test MSE on.
+    #[arg(long, requires = "prompt")]
+    test: Option<PathBuf>,
     /// Data matrix A (n x d) as .csv or .npy.
     #[arg(long, requires = "target")]
     data: Option<PathBuf>,
@@ -124,9 +186,9 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_copyright_arg)]
     copyright: Option<CopyrightArg>,
     /// Regulariser strength λ: every row gets w² = λ/n² (attention: the ridge ρ on
-    /// ||X||² + ||Y||²).
-    #[arg(long, default_value_t = 1e-8)]
-    reg: f64,
+    /// ||X||² + ||Y||²; ricl: (λ/2)||θ||² on the log-weights). Default 1e-8 (ricl 1e-4).
+    #[arg(long)]
+    reg: Option<f64>,
     /// Iteration cap.
     #[arg(long, default_value_t = 100)]
     max_iter: usize,
@@ -193,6 +255,84 @@ impl AttentionFiles {
     }
 }
 
+/// The data of a ricl task, as files (`compute run`, `task submit`).
+#[derive(Debug, Args)]
+pub struct RiclFiles {
+    /// Ricl: the prompt examples, m x (d+1) (.csv or .npy): the inputs, then the label.
+    #[arg(long, requires = "validation", conflicts_with_all = ["data", "a1"])]
+    prompt: Option<PathBuf>,
+    /// Ricl: the unbiased validation set, V x (d+1): the inputs, then the label.
+    #[arg(long, requires = "prompt")]
+    validation: Option<PathBuf>,
+    /// Ricl: the frozen attention matrix W (d x d; default the identity).
+    #[arg(long, requires = "prompt")]
+    w: Option<PathBuf>,
+}
+
+/// A ricl task's data read from files.
+pub struct RiclFileData {
+    /// Prompt inputs (m x d).
+    pub xp: Mat,
+    /// Prompt labels.
+    pub yp: Vec<f64>,
+    /// `W` (d x d).
+    pub w: Mat,
+    /// Validation inputs (V x d).
+    pub q: Mat,
+    /// Validation labels.
+    pub yv: Vec<f64>,
+    /// The paths, for messages.
+    pub source: String,
+}
+
+/// Splits a labelled file (rows of inputs then one label) into inputs and labels.
+pub(super) fn read_labelled(path: &Path) -> anyhow::Result<(Mat, Vec<f64>)> {
+    let m = read_matrix(path)?;
+    if m.cols() < 2 {
+        bail!("{} has {} column(s): a labelled set needs the inputs and then the label", path.display(), m.cols());
+    }
+    let d = m.cols() - 1;
+    let x = Mat::from_fn(m.rows(), d, |i, j| m.get(i, j));
+    let y = (0..m.rows()).map(|i| m.get(i, d)).collect();
+    Ok((x, y))
+}
+
+impl RiclFiles {
+    /// Whether the files were given.
+    pub fn given(&self) -> bool {
+        self.prompt.is_some()
+    }
+
+    /// Reads the prompt, the validation set and `W` (`None` when not given), checking
+    /// that their widths agree.
+    pub fn read(&self) -> anyhow::Result<Option<RiclFileData>> {
+        let (Some(pp), Some(pv)) = (&self.prompt, &self.validation) else {
+            return Ok(None);
+        };
+        let (xp, yp) = read_labelled(pp)?;
+        let (q, yv) = read_labelled(pv)?;
+        let d = xp.cols();
+        if q.cols() != d {
+            bail!("{} has {} input columns but {} has {d}", pv.display(), q.cols(), pp.display());
+        }
+        let w = match &self.w {
+            Some(path) => {
+                let w = read_matrix(path)?;
+                if (w.rows(), w.cols()) != (d, d) {
+                    bail!("{} is {}x{}: W must be {d}x{d} for inputs of width {d}", path.display(), w.rows(), w.cols());
+                }
+                w
+            }
+            None => Mat::identity(d),
+        };
+        let mut source = format!("prompt {} + validation {}", pp.display(), pv.display());
+        if let Some(path) = &self.w {
+            source.push_str(&format!(" + W {}", path.display()));
+        }
+        Ok(Some(RiclFileData { xp, yp, w, q, yv, source }))
+    }
+}
+
 /// The parsed `--copyright` value.
 #[derive(Debug, Clone)]
 pub struct CopyrightArg {
@@ -220,25 +360,43 @@ pub(super) fn key_values(s: &str) -> Result<Vec<(&str, &str)>, String> {
     Ok(out)
 }
 
-pub(super) fn parse_synthetic(s: &str) -> Result<Synthetic, String> {
-    let mut syn = Synthetic { n: 2000, d: 32, seed: 1, scale: 0.5 };
+/// Parses `--synthetic`: every key of every kind, each value checked for its type.
+pub(super) fn parse_synthetic_arg(s: &str) -> Result<SyntheticArg, String> {
+    let mut a = SyntheticArg::default();
     for (k, v) in key_values(s)? {
         let bad = |what: &str| format!("{k}={v:?} is not {what}");
+        let positive = || v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| bad("a positive integer"));
         match k {
-            "n" => syn.n = v.parse().ok().filter(|n| *n > 0).ok_or_else(|| bad("a positive integer"))?,
-            "d" => syn.d = v.parse().ok().filter(|d| *d > 0).ok_or_else(|| bad("a positive integer"))?,
-            "seed" => syn.seed = v.parse().map_err(|_| bad("an unsigned integer"))?,
+            "n" => a.n = Some(positive()?),
+            "d" => a.d = Some(positive()?),
+            "m" => a.m = Some(positive()?),
+            "v" => a.v = Some(positive()?),
+            "test" => a.test = Some(v.parse().map_err(|_| bad("a non-negative integer"))?),
+            "seed" => a.seed = Some(v.parse().map_err(|_| bad("an unsigned integer"))?),
             "scale" => {
-                syn.scale = v
-                    .parse()
-                    .ok()
-                    .filter(|s: &f64| *s > 0.0 && s.is_finite())
-                    .ok_or_else(|| bad("a positive number"))?
+                a.scale = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|s: &f64| *s > 0.0 && s.is_finite())
+                        .ok_or_else(|| bad("a positive number"))?,
+                )
             }
-            other => return Err(format!("unknown key {other:?} (expected n, d, seed, scale)")),
+            "flip" => {
+                a.flip = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|p: &f64| (0.0..=1.0).contains(p))
+                        .ok_or_else(|| bad("a probability in [0, 1]"))?,
+                )
+            }
+            other => {
+                return Err(format!(
+                    "unknown key {other:?} (expected n, d, seed, scale; for ricl m, d, v, seed, flip, test)"
+                ));
+            }
         }
     }
-    Ok(syn)
+    Ok(a)
 }
 
 fn parse_copyright_arg(s: &str) -> Result<CopyrightArg, String> {
@@ -311,6 +469,57 @@ enum Task {
     Softmax(SoftmaxProblem),
     /// An attention task and the solver asked for.
     Attention(AttentionProblem, AttentionSolver),
+    /// A ricl task, the solver asked for (`None`: LARICL), and a labelled test set.
+    Ricl(RiclProblem, Option<RiclSolver>, Option<(Mat, Vec<f64>)>),
+}
+
+/// `--reg` when not given (ricl: [`DEFAULT_RICL_REG`]).
+const DEFAULT_REG: f64 = 1e-8;
+/// `--reg` of a ricl task when not given (SOLVERS.md §2.5: λ = 1e-4).
+pub(super) const DEFAULT_RICL_REG: f64 = 1e-4;
+
+/// Builds a ricl task from the arguments.
+fn build_ricl(args: &RunArgs) -> anyhow::Result<Built> {
+    if args.copyright.is_some() || args.data.is_some() || args.files.given() {
+        bail!("ricl takes --prompt and --validation (or --synthetic m=..,d=..,v=..), not --data/--a1/--copyright");
+    }
+    let reg = args.reg.unwrap_or(DEFAULT_RICL_REG);
+    if !(reg >= 0.0) || !reg.is_finite() {
+        bail!("--reg {reg} is not a finite non-negative number");
+    }
+    let solver = match args.solver {
+        SolverArg::JointLm => Some(RiclSolver::Lm),
+        SolverArg::Gd => Some(RiclSolver::Gradient),
+        SolverArg::Laricl => None,
+        SolverArg::Alternating => bail!("--solver alternating is attention's; ricl takes joint-lm (lm), gd or laricl"),
+    };
+    let (problem, source, test) = match args.ricl.read()? {
+        Some(f) => {
+            let p = RiclProblem::new(f.xp, f.yp, f.w, f.q, f.yv, reg).context("invalid task")?;
+            let test = match &args.test {
+                Some(path) => {
+                    let (x, y) = read_labelled(path)?;
+                    if x.cols() != p.d() {
+                        bail!("{} has {} input columns, the prompt has {}", path.display(), x.cols(), p.d());
+                    }
+                    Some((x, y))
+                }
+                None => None,
+            };
+            (p, f.source, test)
+        }
+        None => {
+            let syn = args.synthetic.clone().unwrap_or_default().ricl()?;
+            let (p, data) = syn.problem(reg).context("synthetic data")?;
+            let src = format!(
+                "synthetic m={},d={},v={},seed={},flip={},test={}",
+                syn.m, syn.d, syn.v, syn.seed, syn.flip, syn.test
+            );
+            (p, src, (syn.test > 0).then_some((data.xt, data.yt)))
+        }
+    };
+    let rows = problem.m();
+    Ok(Built { problem: Task::Ricl(problem, solver, test), rows, source, planted: None })
 }
 
 /// Builds an attention task from the arguments.
@@ -318,14 +527,19 @@ fn build_attention(args: &RunArgs) -> anyhow::Result<Built> {
     if args.copyright.is_some() || args.data.is_some() {
         bail!("--copyright and --data/--target are for the softmax family; attention takes --a1 --a2 --a3 --b");
     }
-    if !(args.reg >= 0.0) || !args.reg.is_finite() {
-        bail!("--reg {} is not a finite non-negative number", args.reg);
+    let reg = args.reg.unwrap_or(DEFAULT_REG);
+    if !(reg >= 0.0) || !reg.is_finite() {
+        bail!("--reg {reg} is not a finite non-negative number");
+    }
+    if !matches!(args.solver, SolverArg::JointLm | SolverArg::Alternating) {
+        bail!("--solver {:?} is a ricl solver; attention takes joint-lm or alternating", args.solver);
     }
     let kernel: Kernel = args.kernel.into();
     let (a1, a2, a3, b, source, planted) = match args.files.read()? {
         Some(([a1, a2, a3, b], src)) => (a1, a2, a3, b, src, None),
         _ => {
-            let s = args.synthetic.unwrap_or(Synthetic { n: 128, d: 6, seed: 1, scale: 1.0 });
+            let s =
+                args.synthetic.clone().unwrap_or_default().softmax(Synthetic { n: 128, d: 6, seed: 1, scale: 1.0 })?;
             let syn = AttentionSynthetic { n: s.n, d: s.d, seed: s.seed, scale: s.scale };
             let p = syn.generate(kernel).context("synthetic data")?;
             let src = format!("synthetic n={},d={},seed={},scale={}", s.n, s.d, s.seed, s.scale);
@@ -333,18 +547,26 @@ fn build_attention(args: &RunArgs) -> anyhow::Result<Built> {
         }
     };
     let rows = a1.rows();
-    let problem = AttentionProblem::new(kernel, a1, a2, a3, b, args.reg).context("invalid task")?;
+    let problem = AttentionProblem::new(kernel, a1, a2, a3, b, reg).context("invalid task")?;
     let solver = match args.solver {
-        SolverArg::JointLm => AttentionSolver::JointLm,
         SolverArg::Alternating => AttentionSolver::Alternating,
+        _ => AttentionSolver::JointLm,
     };
     Ok(Built { problem: Task::Attention(problem, solver), rows, source, planted })
 }
 
 /// Builds the task from the arguments: the data, its source description, and the problem.
 fn build(args: &RunArgs) -> anyhow::Result<Built> {
-    if args.kind == KindArg::Attention {
-        return build_attention(args);
+    match args.kind {
+        KindArg::Attention => return build_attention(args),
+        KindArg::Ricl => return build_ricl(args),
+        _ => {}
+    }
+    if args.ricl.given() {
+        bail!("--prompt/--validation/--w are ricl data; the softmax family takes --data and --target");
+    }
+    if !matches!(args.solver, SolverArg::JointLm) {
+        bail!("--solver is for attention and ricl; the softmax family has one solver");
     }
     if args.files.given() {
         bail!("--a1/--a2/--a3/--b are attention data; the softmax family takes --data and --target");
@@ -360,14 +582,20 @@ fn build(args: &RunArgs) -> anyhow::Result<Built> {
             (a, b, format!("{} + {}", a_path.display(), b_path.display()), None, None)
         }
         _ => {
-            let syn = args.synthetic.unwrap_or(Synthetic { n: 2000, d: 32, seed: 1, scale: 0.5 });
+            let syn = args.synthetic.clone().unwrap_or_default().softmax(Synthetic {
+                n: 2000,
+                d: 32,
+                seed: 1,
+                scale: 0.5,
+            })?;
             let (a, b, xs) = syn.generate(phi).context("synthetic data")?;
             let src = format!("synthetic n={},d={},seed={},scale={}", syn.n, syn.d, syn.seed, syn.scale);
             (a, b, src, Some(xs), Some(syn))
         }
     };
-    if !(args.reg >= 0.0) || !args.reg.is_finite() {
-        bail!("--reg {} is not a finite non-negative number", args.reg);
+    let reg = args.reg.unwrap_or(DEFAULT_REG);
+    if !(reg >= 0.0) || !reg.is_finite() {
+        bail!("--reg {reg} is not a finite non-negative number");
     }
     let n = a.rows();
     let copyright = match &args.copyright {
@@ -387,7 +615,7 @@ fn build(args: &RunArgs) -> anyhow::Result<Built> {
             Some(Copyright { rows, gamma: c.gamma, variant: c.variant })
         }
     };
-    let w2 = if args.reg > 0.0 { Some(uniform_reg(args.reg, n)) } else { None };
+    let w2 = if reg > 0.0 { Some(uniform_reg(reg, n)) } else { None };
     let problem =
         SoftmaxProblem::new(phi, a, b, SoftmaxOptions { w2, mask: None, copyright }).context("invalid task")?;
     Ok(Built { problem: Task::Softmax(problem), rows: n, source, planted })
@@ -404,6 +632,7 @@ fn run_solve(args: RunArgs) -> anyhow::Result<()> {
     let (problem, width): (&dyn Problem, Option<usize>) = match &task {
         Task::Softmax(p) => (p, None),
         Task::Attention(p, _) => (p, Some(p.d())),
+        Task::Ricl(p, _, _) => (p, None),
     };
     let predict_input = args.predict.as_deref().map(read_matrix).transpose()?;
     let pb = if args.json { ProgressBar::hidden() } else { ProgressBar::new(args.max_iter as u64) };
@@ -455,11 +684,20 @@ fn run_solve(args: RunArgs) -> anyhow::Result<()> {
     let solved = match &task {
         Task::Attention(p, solver) => p.solve_with(*solver, &opts, &mut observe),
         Task::Softmax(p) => p.solve(&opts, &mut observe),
+        Task::Ricl(p, Some(solver), _) => p.solve_with(*solver, &opts, &mut observe),
+        Task::Ricl(p, None, _) => laricl_solve(p),
     };
     let (x, info) = solved.context("solve failed")?;
     pb.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     let cert = problem.certify(&x).context("certificate")?;
+    // Ricl: the test error of the fitted weights and of plain ICL (uniform weights).
+    let test_mse = match &task {
+        Task::Ricl(p, _, Some((xt, yt))) => {
+            Some((p.mse(&x.0, xt, yt).context("test set")?, p.mse(&vec![0.0; p.m()], xt, yt).context("test set")?))
+        }
+        _ => None,
+    };
     let prediction = match &predict_input {
         Some(m) => Some(problem.predict(&x, m).context("predict")?),
         None => None,
@@ -503,12 +741,39 @@ fn run_solve(args: RunArgs) -> anyhow::Result<()> {
             "params_hash": x.hash().to_string(),
             "history": info.history,
             "prediction": prediction,
+            "test_mse": test_mse.map(|t| t.0),
+            "test_mse_plain_icl": test_mse.map(|t| t.1),
         });
         outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         print_human(problem, &x, &cert, &info, seconds, planted.as_deref(), prediction.as_deref(), width)?;
+        if let Some((t, plain)) = test_mse {
+            outln!("test MSE   {t:.6e}  (plain ICL, uniform weights: {plain:.6e})");
+        }
+        if matches!(task, Task::Ricl(..)) {
+            outln!("(ricl parameters are log-weights θ_i = ln w_i of the prompt examples, in prompt order)");
+        }
     }
     Ok(())
+}
+
+/// LARICL as a one-iteration solve (its report and stopping reason).
+fn laricl_solve(p: &RiclProblem) -> Result<(Params, SolveInfo), crate::compute::problem::ProblemError> {
+    let g0 = p.certify(&p.init())?.grad_norm;
+    let la = p.laricl()?;
+    let x = Params(la.theta);
+    let c = p.certify(&x)?;
+    let r =
+        crate::compute::problem::IterReport { iter: 1, loss: c.loss, grad_norm: c.grad_norm, step_len: 1.0, mu: 0.0 };
+    let info = SolveInfo {
+        iterations: 1,
+        reason: StopReason::ClosedForm,
+        converged: true,
+        grad_norm0: g0,
+        max_mu: 0.0,
+        history: vec![r],
+    };
+    Ok((x, info))
 }
 
 #[allow(clippy::too_many_arguments)] // one per part of the report

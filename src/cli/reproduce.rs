@@ -846,7 +846,14 @@ fn ricl_paper(full: bool) -> anyhow::Result<Report> {
                 let lo = mse[vi][k].iter().cloned().fold(f64::INFINITY, f64::min);
                 let hi = mse[vi][k].iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let time = if vi == 1 && k > 0 { format!("{:.3}", mean_std(&secs[k]).0 * 1e3) } else { "-".into() };
-                vec![m.to_string(), format!("{mean:.4}"), format!("{sd:.4}"), format!("{lo:.4}"), format!("{hi:.4}"), time]
+                vec![
+                    m.to_string(),
+                    format!("{mean:.4}"),
+                    format!("{sd:.4}"),
+                    format!("{lo:.4}"),
+                    format!("{hi:.4}"),
+                    time,
+                ]
             })
             .collect();
         tables.push(Table {
@@ -864,7 +871,10 @@ fn ricl_paper(full: bool) -> anyhow::Result<Report> {
     tables.push(Table {
         title: format!("RICL's convergence, biased prompt, seed {}: validation objective J per iteration", seeds[0]),
         columns: ["iteration", "J (GD, Armijo)", "projected |∇J| (GD)", "J (LM)"].map(String::from).to_vec(),
-        rows: shown.iter().map(|&i| vec![i.to_string(), sci(at(&gd_c, i)), sci(at(&gd_g, i)), sci(at(&lm_c, i))]).collect(),
+        rows: shown
+            .iter()
+            .map(|&i| vec![i.to_string(), sci(at(&gd_c, i)), sci(at(&gd_g, i)), sci(at(&lm_c, i))])
+            .collect(),
     });
     let biased = &mse[1];
     let mean = |k: usize| mean_std(&biased[k]).0;

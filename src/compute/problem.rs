@@ -284,6 +284,8 @@ pub enum StopReason {
     Stalled,
     /// The iteration cap was reached.
     MaxIterations,
+    /// A closed-form solution (one linear solve, no iterations to converge).
+    ClosedForm,
 }
 
 /// What an off-chain solve did.

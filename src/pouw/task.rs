@@ -32,6 +32,19 @@
 //!   option, a synthetic scale in `[ATTN_MIN_SYNTHETIC_SCALE, ATTN_MAX_SYNTHETIC_SCALE]`;
 //! - iterate balls: `||X||_F`, `||Y||_F` bounded so every score is at most
 //!   `attention::Z_BOUND` in magnitude (`compute::attention`).
+//!
+//! The admission domain of the ricl kind (reweighted in-context learning):
+//! - shape: `RICL_MIN_PROMPT <= m <= RICL_MAX_PROMPT` prompt examples, `1 <= d <=
+//!   RICL_MAX_WIDTH`, `RICL_MIN_VALIDATION <= V <= RICL_MAX_VALIDATION` validation rows;
+//! - data: every entry of the prompt, `W` and the validation set finite, zero or of
+//!   magnitude in `[DATA_MIN_ABS, RICL_DATA_MAX_ABS]` (no subnormal arithmetic); the prompt
+//!   labels not all equal (else no weighting changes the prediction); every validation
+//!   score `|x_iᵀ W q_v| <= ricl::SCORE_BOUND`, so no attention weight underflows at any
+//!   admissible iterate;
+//! - hyper-parameters: `λ = reg_lambda in [RICL_MIN_LAMBDA, MAX_REG_LAMBDA]` (a positive
+//!   ridge keeps every Gauss–Newton system positive definite), no copyright option, a
+//!   synthetic flip probability in `[0, 1]`;
+//! - iterate box: `|θ_i| <= ricl::THETA_BOUND` (`compute::ricl`).
 
 use crate::compute::attention::{self, AttentionProblem, AttentionShape, AttentionSynthetic, Kernel};
 use crate::compute::copyright::{Copyright, CopyrightVariant};
@@ -40,6 +53,7 @@ use crate::compute::nmr::Phi;
 use crate::compute::problem::{
     Certificate, IterReport, Params, Problem, ProblemError, SolveInfo, SolveOpts, StepOutput,
 };
+use crate::compute::ricl::{self, RiclProblem, RiclShape, RiclSynthetic};
 use crate::compute::softmax::{SoftmaxOptions, SoftmaxProblem, StepShape, Synthetic, step_cost_mwu, uniform_reg};
 use crate::hash::{Hash256, sha256d};
 use serde::{Deserialize, Serialize};
@@ -54,6 +68,9 @@ pub enum TaskKind {
     ResnetSoftmax,
     /// One-layer attention regression (paper 2309.07418) with the given kernel.
     Attention(Kernel),
+    /// Reweighted in-context learning (paper 2310.03331): the example weights of a frozen
+    /// attention predictor, fitted on a validation set.
+    Ricl,
 }
 
 impl TaskKind {
@@ -62,7 +79,7 @@ impl TaskKind {
         match self {
             TaskKind::Softmax => Some(Phi::Softmax),
             TaskKind::ResnetSoftmax => Some(Phi::ResnetSoftmax),
-            TaskKind::Attention(_) => None,
+            TaskKind::Attention(_) | TaskKind::Ricl => None,
         }
     }
 
@@ -72,6 +89,7 @@ impl TaskKind {
             TaskKind::Softmax => "softmax",
             TaskKind::ResnetSoftmax => "resnet_softmax",
             TaskKind::Attention(_) => "attention",
+            TaskKind::Ricl => "ricl",
         }
     }
 
@@ -92,6 +110,7 @@ impl std::str::FromStr for TaskKind {
             "resnet_softmax" => Ok(TaskKind::ResnetSoftmax),
             "attention" => Ok(TaskKind::Attention(Kernel::Softmax)),
             "attention_linear" => Ok(TaskKind::Attention(Kernel::Linear)),
+            "ricl" => Ok(TaskKind::Ricl),
             other => Err(TaskError::UnknownKind(other.to_string())),
         }
     }
@@ -138,6 +157,39 @@ pub enum TaskData {
         /// Targets `B`.
         b: Vec<f64>,
     },
+    /// RICL data carried in the transaction.
+    RiclInline {
+        /// Prompt examples `m`.
+        m: u32,
+        /// Input width `d`.
+        d: u32,
+        /// Validation rows `V`.
+        v: u32,
+        /// Prompt inputs (m x d, row-major).
+        prompt_x: Vec<f64>,
+        /// Prompt labels (m).
+        prompt_y: Vec<f64>,
+        /// The frozen attention matrix `W` (d x d, row-major).
+        w: Vec<f64>,
+        /// Validation queries (V x d, row-major).
+        val_x: Vec<f64>,
+        /// Validation labels (V).
+        val_y: Vec<f64>,
+    },
+    /// The seeded numerical dataset of the RICL experiment (`compute::ricl::RiclSynthetic`,
+    /// `W = I`).
+    RiclSynthetic {
+        /// Prompt examples `m`.
+        m: u32,
+        /// Input width `d`.
+        d: u32,
+        /// Validation rows `V`.
+        v: u32,
+        /// Dataset seed.
+        seed: u64,
+        /// Probability that a prompt example on the negative side is flipped (0 balanced).
+        flip: f64,
+    },
 }
 
 impl TaskData {
@@ -148,6 +200,17 @@ impl TaskData {
                 (*rows as usize, *cols as usize)
             }
             TaskData::Synthetic { n, d, .. } => (*n as usize, *d as usize),
+            TaskData::RiclInline { m, d, .. } | TaskData::RiclSynthetic { m, d, .. } => (*m as usize, *d as usize),
+        }
+    }
+
+    /// `(m, d, V)` of RICL data (`None` for other kinds' data).
+    pub fn ricl_shape(&self) -> Option<(usize, usize, usize)> {
+        match self {
+            TaskData::RiclInline { m, d, v, .. } | TaskData::RiclSynthetic { m, d, v, .. } => {
+                Some((*m as usize, *d as usize, *v as usize))
+            }
+            _ => None,
         }
     }
 }
@@ -221,6 +284,22 @@ pub const ATTN_MIN_SYNTHETIC_SCALE: f64 = 1.0 / 16.0;
 /// Largest synthetic token scale of an attention task (scores of variance `scale⁴`).
 pub const ATTN_MAX_SYNTHETIC_SCALE: f64 = 4.0;
 
+/// Fewest prompt examples of a ricl task.
+pub const RICL_MIN_PROMPT: usize = 8;
+/// Most prompt examples of a ricl task: the step factors the `m x m` Gauss–Newton matrix
+/// once per candidate shift.
+pub const RICL_MAX_PROMPT: usize = 256;
+/// Largest input width of a ricl task.
+pub const RICL_MAX_WIDTH: usize = 64;
+/// Fewest validation rows of a ricl task.
+pub const RICL_MIN_VALIDATION: usize = 16;
+/// Most validation rows of a ricl task.
+pub const RICL_MAX_VALIDATION: usize = 65_536;
+/// Largest magnitude of a ricl data entry, `2^20`.
+pub const RICL_DATA_MAX_ABS: f64 = (1u64 << 20) as f64;
+/// Smallest ridge λ of a ricl task.
+pub const RICL_MIN_LAMBDA: f64 = 1e-8;
+
 /// Limits a spec must respect (per network, from `ChainParams`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskLimits {
@@ -240,7 +319,7 @@ pub struct TaskLimits {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TaskError {
     /// An unknown kind name.
-    #[error("unknown task kind {0:?} (expected softmax, resnet_softmax, attention or attention_linear)")]
+    #[error("unknown task kind {0:?} (expected softmax, resnet_softmax, attention, attention_linear or ricl)")]
     UnknownKind(String),
     /// The data variant does not fit the kind.
     #[error("{kind} tasks take {expected} data")]
@@ -368,6 +447,51 @@ pub enum TaskError {
         /// What is wrong.
         reason: String,
     },
+    /// A ricl shape outside the admission domain.
+    #[error("ricl task has {m} prompt examples of width {d} and {v} validation rows: {reason}")]
+    RiclShape {
+        /// Prompt examples.
+        m: usize,
+        /// Width.
+        d: usize,
+        /// Validation rows.
+        v: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A ricl value that is not zero and outside the admitted magnitudes.
+    #[error(
+        "{what} value {index} is {value:e}: ricl data must be 0 or of magnitude in [{min:e}, {max:e}] (rescale the data)"
+    )]
+    RiclOutOfRange {
+        /// Which array.
+        what: &'static str,
+        /// Flat index.
+        index: usize,
+        /// The value.
+        value: f64,
+        /// Smallest non-zero magnitude.
+        min: f64,
+        /// Largest magnitude.
+        max: f64,
+    },
+    /// A validation score too large for the attention weights to stay normal numbers.
+    #[error(
+        "score x_{example}ᵀ W q_{query} is {value:e}, beyond ±{bound}: scale the inputs or W down (attention weights would underflow)"
+    )]
+    RiclScore {
+        /// Validation row.
+        query: usize,
+        /// Prompt example.
+        example: usize,
+        /// The score.
+        value: f64,
+        /// The bound.
+        bound: f64,
+    },
+    /// Every prompt label is the same.
+    #[error("every prompt label is {0:e}: no weighting of the examples can change the prediction")]
+    ConstantLabels(f64),
     /// The numerics refused the data.
     #[error("task rejected by the solver: {0}")]
     Problem(#[from] ProblemError),
@@ -397,6 +521,10 @@ impl TaskSpec {
     /// # Consensus
     /// The task's entry in the cost table (DESIGN.md §3.1).
     pub fn cost(&self) -> u64 {
+        if self.kind == TaskKind::Ricl {
+            let (m, _, v) = self.data.ricl_shape().unwrap_or((0, 0, 0));
+            return ricl::ricl_step_cost_mwu(&RiclShape { m, v });
+        }
         match (self.kind, self.shape()) {
             (TaskKind::Attention(kernel), _) => {
                 let (n, d) = self.data.shape();
@@ -412,13 +540,19 @@ impl TaskSpec {
         let (_, d) = self.data.shape();
         match self.kind {
             TaskKind::Attention(_) => d.saturating_mul(d).saturating_mul(2),
+            TaskKind::Ricl => self.data.ricl_shape().map_or(0, |(m, _, _)| m),
             _ => d,
         }
     }
 
-    /// Bytes of data the task expands to (every matrix as f64, inline or generated).
+    /// Bytes of data the task expands to (every matrix as f64, inline or generated; for
+    /// ricl also the `V x m` score matrix the problem keeps).
     pub fn data_bytes(&self) -> usize {
         let (n, d) = self.data.shape();
+        if let Some((m, d, v)) = self.data.ricl_shape() {
+            let sizes = [m.saturating_mul(d), m, d.saturating_mul(d), v.saturating_mul(d), v, v.saturating_mul(m)];
+            return sizes.iter().fold(0usize, |a, &b| a.saturating_add(b)).saturating_mul(8);
+        }
         let values = match self.kind {
             TaskKind::Attention(_) => n.saturating_mul(d).saturating_mul(4),
             _ => n.saturating_mul(d).saturating_add(n),
@@ -435,6 +569,20 @@ impl TaskSpec {
             return Err(TaskError::Shape(format!("{n}x{d}: need at least one row and column")));
         }
         let attention = matches!(self.kind, TaskKind::Attention(_));
+        let ricl_data = self.data.ricl_shape().is_some();
+        if (self.kind == TaskKind::Ricl) != ricl_data {
+            return Err(if ricl_data {
+                TaskError::DataKindMismatch {
+                    kind: self.kind.name(),
+                    expected: "its own (not ricl prompt and validation)",
+                }
+            } else {
+                TaskError::DataKindMismatch { kind: "ricl", expected: "prompt and validation (or ricl synthetic)" }
+            });
+        }
+        if self.kind == TaskKind::Ricl {
+            return self.check_ricl_limits(limits);
+        }
         match (&self.data, attention) {
             (TaskData::Inline { .. }, true) => {
                 return Err(TaskError::DataKindMismatch { kind: "attention", expected: "four-matrix (A1, A2, A3, B)" });
@@ -481,6 +629,9 @@ impl TaskSpec {
                     }
                 }
             }
+            TaskData::RiclInline { .. } | TaskData::RiclSynthetic { .. } => {
+                unreachable!("ricl data was checked above")
+            }
             TaskData::Synthetic { scale, .. } => {
                 let range = if attention {
                     ATTN_MIN_SYNTHETIC_SCALE..=ATTN_MAX_SYNTHETIC_SCALE
@@ -516,6 +667,118 @@ impl TaskSpec {
         Ok(())
     }
 
+    /// [`TaskSpec::check_limits`] for the ricl kind: shape, sizes, λ, target, cost.
+    fn check_ricl_limits(&self, limits: &TaskLimits) -> Result<(), TaskError> {
+        let (m, d, v) = self.data.ricl_shape().expect("ricl data");
+        let reason = if !(RICL_MIN_PROMPT..=RICL_MAX_PROMPT).contains(&m) {
+            format!("the prompt must have {RICL_MIN_PROMPT} to {RICL_MAX_PROMPT} examples")
+        } else if !(1..=RICL_MAX_WIDTH).contains(&d) {
+            format!("the width must be 1 to {RICL_MAX_WIDTH}")
+        } else if !(RICL_MIN_VALIDATION..=RICL_MAX_VALIDATION).contains(&v) {
+            format!("the validation set must have {RICL_MIN_VALIDATION} to {RICL_MAX_VALIDATION} rows")
+        } else {
+            String::new()
+        };
+        if !reason.is_empty() {
+            return Err(TaskError::RiclShape { m, d, v, reason });
+        }
+        let bytes = self.data_bytes();
+        if bytes > limits.max_data_bytes {
+            return Err(TaskError::TooLarge { bytes, limit: limits.max_data_bytes });
+        }
+        match &self.data {
+            TaskData::RiclInline { prompt_x, prompt_y, w, val_x, val_y, .. } => {
+                for (what, arr, want) in [
+                    ("prompt inputs", prompt_x, m * d),
+                    ("prompt labels", prompt_y, m),
+                    ("W", w, d * d),
+                    ("validation inputs", val_x, v * d),
+                    ("validation labels", val_y, v),
+                ] {
+                    if arr.len() != want {
+                        return Err(TaskError::Shape(format!("{what} has {} values, expected {want}", arr.len())));
+                    }
+                }
+            }
+            TaskData::RiclSynthetic { flip, .. } => {
+                if !(0.0..=1.0).contains(flip) {
+                    return Err(TaskError::BadValue { what: "synthetic flip probability", value: *flip });
+                }
+            }
+            _ => unreachable!("ricl data"),
+        }
+        if !(RICL_MIN_LAMBDA..=MAX_REG_LAMBDA).contains(&self.reg_lambda) {
+            return Err(TaskError::BadValue { what: "ricl ridge lambda (at least 1e-8)", value: self.reg_lambda });
+        }
+        if !(self.target_score > 0.0 && self.target_score.is_finite()) {
+            return Err(TaskError::TargetNotPositive(self.target_score));
+        }
+        if self.copyright.is_some() {
+            return Err(TaskError::UnsupportedOption { kind: "ricl", option: "copyright" });
+        }
+        let cost = self.cost();
+        if cost > limits.max_step_cost {
+            return Err(TaskError::TooCostly { cost, cap: limits.max_step_cost });
+        }
+        Ok(())
+    }
+
+    /// Builds a ricl task's problem: every value scanned (finite, zero or in range), the
+    /// labels not constant, every validation score within `ricl::SCORE_BOUND`.
+    fn build_ricl(&self) -> Result<RiclProblem, TaskError> {
+        let (m, d, v) = self.data.ricl_shape().ok_or(TaskError::DataKindMismatch {
+            kind: "ricl",
+            expected: "prompt and validation (or ricl synthetic)",
+        })?;
+        let mat = |r: usize, c: usize, x: &Vec<f64>| {
+            Mat::from_vec(r, c, x.clone()).map_err(|e| TaskError::Shape(e.to_string()))
+        };
+        let (xp, yp, w, q, yv) = match &self.data {
+            TaskData::RiclInline { prompt_x, prompt_y, w, val_x, val_y, .. } => {
+                (mat(m, d, prompt_x)?, prompt_y.clone(), mat(d, d, w)?, mat(v, d, val_x)?, val_y.clone())
+            }
+            TaskData::RiclSynthetic { seed, flip, .. } => {
+                let g = RiclSynthetic { m, d, v, test: 0, seed: *seed, flip: *flip }.generate()?;
+                (g.xp, g.yp, Mat::identity(d), g.q, g.yv)
+            }
+            _ => unreachable!("ricl data"),
+        };
+        for (what, arr) in [
+            ("prompt inputs", xp.data()),
+            ("prompt labels", &yp[..]),
+            ("W", w.data()),
+            ("validation inputs", q.data()),
+            ("validation labels", &yv[..]),
+        ] {
+            if let Some((index, &value)) = arr
+                .iter()
+                .enumerate()
+                .find(|(_, x)| **x != 0.0 && !(DATA_MIN_ABS..=RICL_DATA_MAX_ABS).contains(&x.abs()))
+            {
+                return Err(TaskError::RiclOutOfRange {
+                    what,
+                    index,
+                    value,
+                    min: DATA_MIN_ABS,
+                    max: RICL_DATA_MAX_ABS,
+                });
+            }
+        }
+        if yp.iter().all(|y| *y == yp[0]) {
+            return Err(TaskError::ConstantLabels(yp[0]));
+        }
+        let p = RiclProblem::new(xp, yp, w, q, yv, self.reg_lambda)?;
+        if let Some(k) = p.scores().data().iter().position(|s| s.abs() > ricl::SCORE_BOUND) {
+            return Err(TaskError::RiclScore {
+                query: k / m,
+                example: k % m,
+                value: p.scores().data()[k],
+                bound: ricl::SCORE_BOUND,
+            });
+        }
+        Ok(p)
+    }
+
     fn check_attention_shape(&self, n: usize, d: usize) -> Result<(), TaskError> {
         let reason = if n < ATTN_MIN_ROWS {
             format!("need at least {ATTN_MIN_ROWS} token rows")
@@ -545,6 +808,7 @@ impl TaskSpec {
     pub fn build_unchecked(&self) -> Result<TaskProblem, TaskError> {
         let p = match self.kind {
             TaskKind::Attention(kernel) => TaskProblem::Attention(self.build_attention(kernel)?),
+            TaskKind::Ricl => TaskProblem::Ricl(self.build_ricl()?),
             _ => TaskProblem::Softmax(self.build_softmax()?),
         };
         debug_assert_eq!(p.cost(), self.cost());
@@ -570,7 +834,7 @@ impl TaskSpec {
                 let (a, b, _) = Synthetic { n, d, seed: *seed, scale: *scale }.generate(phi)?;
                 (a, b)
             }
-            TaskData::AttentionInline { .. } => {
+            TaskData::AttentionInline { .. } | TaskData::RiclInline { .. } | TaskData::RiclSynthetic { .. } => {
                 return Err(TaskError::DataKindMismatch { kind: self.kind.name(), expected: "A and b" });
             }
         };
@@ -592,7 +856,7 @@ impl TaskSpec {
                 let p = AttentionSynthetic { n, d, seed: *seed, scale: *scale }.generate(kernel)?;
                 (p.a1, p.a2, p.a3, p.b)
             }
-            TaskData::Inline { .. } => {
+            TaskData::Inline { .. } | TaskData::RiclInline { .. } | TaskData::RiclSynthetic { .. } => {
                 return Err(TaskError::DataKindMismatch { kind: "attention", expected: "four-matrix (A1, A2, A3, B)" });
             }
         };
@@ -625,6 +889,8 @@ pub enum TaskProblem {
     Softmax(SoftmaxProblem),
     /// An attention task.
     Attention(AttentionProblem),
+    /// A ricl task.
+    Ricl(RiclProblem),
 }
 
 impl TaskProblem {
@@ -632,6 +898,7 @@ impl TaskProblem {
         match self {
             TaskProblem::Softmax(p) => p,
             TaskProblem::Attention(p) => p,
+            TaskProblem::Ricl(p) => p,
         }
     }
 }
@@ -964,5 +1231,69 @@ mod tests {
             Err(TaskError::KeyTooNegative { row: 2, col: 0, .. })
         ));
         assert!(neg_key(Kernel::Softmax).admit(&limits()).is_ok());
+    }
+
+    fn ricl(m: u32, d: u32, v: u32) -> TaskSpec {
+        TaskSpec {
+            kind: TaskKind::Ricl,
+            data: TaskData::RiclSynthetic { m, d, v, seed: 1, flip: 0.9 },
+            reg_lambda: 1e-4,
+            copyright: None,
+            target_score: 1e-3,
+        }
+    }
+
+    #[test]
+    fn ricl_specs_are_admitted_with_their_cost_and_bad_ones_refused_with_a_reason() {
+        let spec = ricl(64, 4, 256);
+        let p = spec.admit(&limits()).unwrap();
+        assert_eq!(p.cost(), spec.cost());
+        assert_eq!((p.dim(), spec.params()), (64, 64));
+        assert_eq!("ricl".parse::<TaskKind>().unwrap(), TaskKind::Ricl);
+        for (m, d, v) in [(7, 4, 256), (257, 4, 256), (64, 65, 256), (64, 4, 15)] {
+            let e = ricl(m, d, v).check_limits(&limits()).unwrap_err();
+            assert!(matches!(e, TaskError::RiclShape { .. }), "{m}x{d}x{v}: {e}");
+        }
+        let s = TaskSpec { reg_lambda: 0.0, ..ricl(64, 4, 256) };
+        assert!(matches!(s.check_limits(&limits()), Err(TaskError::BadValue { .. })));
+        // Ricl data for a softmax task and softmax data for a ricl task.
+        let s = TaskSpec { kind: TaskKind::Softmax, ..ricl(64, 4, 256) };
+        assert!(matches!(s.check_limits(&limits()), Err(TaskError::DataKindMismatch { .. })));
+        let s = TaskSpec { kind: TaskKind::Ricl, ..synthetic(64, 4) };
+        assert!(matches!(s.check_limits(&limits()), Err(TaskError::DataKindMismatch { .. })));
+        // Inline data: constant labels, a subnormal value and a score beyond the bound.
+        let inline = |edit: &dyn Fn(&mut Vec<f64>, &mut Vec<f64>, &mut Vec<f64>)| {
+            let (m, d, v) = (8usize, 2usize, 16usize);
+            let mut px: Vec<f64> = (0..m * d).map(|k| 0.1 + 0.05 * k as f64).collect();
+            let mut py: Vec<f64> = (0..m).map(|k| k as f64 * 0.1).collect();
+            let mut w = vec![1.0, 0.0, 0.0, 1.0];
+            edit(&mut px, &mut py, &mut w);
+            TaskSpec {
+                data: TaskData::RiclInline {
+                    m: m as u32,
+                    d: d as u32,
+                    v: v as u32,
+                    prompt_x: px,
+                    prompt_y: py,
+                    w,
+                    val_x: (0..v * d).map(|k| 0.2 - 0.01 * k as f64).collect(),
+                    val_y: vec![0.5; v],
+                },
+                ..ricl(1, 1, 1)
+            }
+        };
+        assert!(inline(&|_, _, _| {}).admit(&limits()).is_ok());
+        let e = inline(&|_, y, _| y.iter_mut().for_each(|v| *v = 0.25)).admit(&limits()).unwrap_err();
+        assert_eq!(e, TaskError::ConstantLabels(0.25));
+        let e = inline(&|x, _, _| x[3] = 1e-300).admit(&limits()).unwrap_err();
+        assert!(matches!(e, TaskError::RiclOutOfRange { what: "prompt inputs", index: 3, .. }), "{e}");
+        let e = inline(&|_, _, w| w[0] = 1e5).admit(&limits()).unwrap_err();
+        assert!(matches!(e, TaskError::RiclScore { .. }), "{e}");
+        let e = inline(&|_, y, _| {
+            y.pop();
+        })
+        .check_limits(&limits())
+        .unwrap_err();
+        assert!(matches!(e, TaskError::Shape(_)), "{e}");
     }
 }

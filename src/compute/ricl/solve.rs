@@ -183,11 +183,14 @@ impl RiclProblem {
             theta = cand;
             ev = self.eval(&theta, Level::Gradient)?;
             info.iterations = iter;
-            let r = report(iter, ev.value, pg_norm(&theta, ev.grad.as_ref().expect("gradient level")), step_len, used_mu);
+            let r =
+                report(iter, ev.value, pg_norm(&theta, ev.grad.as_ref().expect("gradient level")), step_len, used_mu);
             observe(&r);
             info.history.push(r);
         }
-        if info.reason == StopReason::MaxIterations && pg_norm(&theta, ev.grad.as_ref().expect("gradient level")) <= stop {
+        if info.reason == StopReason::MaxIterations
+            && pg_norm(&theta, ev.grad.as_ref().expect("gradient level")) <= stop
+        {
             info.reason = StopReason::GradientTolerance;
             info.converged = true;
         }
