@@ -254,7 +254,7 @@ fn attention_run_on_four_matrix_files_solves_and_predicts_the_model_output() {
 }
 
 #[test]
-fn reproduce_lists_its_papers_and_every_default_claim_holds() {
+fn reproduce_lists_its_papers_and_every_default_claim_holds_but_the_one_known_to_fail() {
     let o = run(&["compute", "reproduce", "--list", "--json"]);
     let list = json(&o);
     let ids: Vec<&str> = list.as_array().unwrap().iter().map(|p| p["paper"].as_str().unwrap()).collect();
@@ -264,7 +264,11 @@ fn reproduce_lists_its_papers_and_every_default_claim_holds() {
         let claims = v["claims"].as_array().unwrap();
         assert!(!claims.is_empty() && !v["tables"].as_array().unwrap().is_empty(), "{id}");
         for c in claims {
-            assert_eq!(c["held"], true, "{id}: {} ({})", c["claim"], c["evidence"]);
+            let text = c["claim"].as_str().unwrap();
+            // The reconstruction does not reproduce this claim (README: LARICL beats plain
+            // ICL but not the fine-tuning baseline); the run must keep saying so until it does.
+            let known_fail = id == "2310.03331" && text.contains("LARICL has a lower mean test MSE");
+            assert_eq!(c["held"], !known_fail, "{id}: {text} ({})", c["evidence"]);
         }
     }
     let o = run(&["compute", "reproduce", "1234.5678"]);

@@ -10,11 +10,11 @@
 //! replaced by a fixed set of shifts so the work is constant; the smallest shift is the
 //! Gauss–Newton step (LARICL's step when taken from `θ = 0`).
 //!
-//! Why this step, and not the paper's gradient descent: measured with chained tickets
-//! from `θ = 0` on the biased and balanced prompts of §2.5 (`gradientcoin bench mining`),
-//! gradient steps need hundreds of tickets where this path needs a handful, and the
-//! Gauss–Newton matrix costs one `V·m²` product, a few times the cost of the
-//! objective's `V·m` exponentials at the shapes the admission domain allows.
+//! Why this step: not yet measured. The off-chain Levenberg–Marquardt solve, which takes
+//! the same steps with an adaptive shift, reaches a projected |∇J| of 1e-8 in 40–100
+//! iterations on the §2.5 biased prompts where the paper's gradient descent is still 3%
+//! of the gap J(0) − J* away after 500 (`gradientcoin compute reproduce 2310.03331`); the
+//! chained-ticket measurement against `solve` (`bench mining`) is still to be made.
 //!
 //! # Consensus
 //! The transcript absorbs, in this order: the perturbed iterate's objective, its
@@ -103,10 +103,11 @@ pub fn ricl_flop_classes(shape: &RiclShape) -> RiclFlopClasses {
 }
 
 /// Fixed per-step overhead in priced flops (allocations, the transcript's SHA-256, the
-/// random streams' set-up).
+/// random streams' set-up). Provisional: not yet fitted by `bench cost`.
 pub const RICL_STEP_OVERHEAD_FLOPS: u64 = 60_000;
 
-/// Calibrated weights of the flop classes, in sixteenths of a priced flop.
+/// Weights of the flop classes, in sixteenths of a priced flop. Provisional (one priced
+/// flop per counted flop): the ricl cases have not yet joined the `bench cost` sweep.
 pub const RICL_CLASS_WEIGHTS_16: RiclFlopClasses =
     RiclFlopClasses { transcendental: 16, elementwise: 16, gemm: 16, factor: 16 };
 
