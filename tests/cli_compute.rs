@@ -274,3 +274,78 @@ fn reproduce_lists_its_papers_and_every_default_claim_holds_but_the_one_known_to
     let o = run(&["compute", "reproduce", "1234.5678"]);
     assert_one_line_error(&o, 1, "unknown paper");
 }
+
+/// `rows` inputs and their labels as one labelled matrix: the inputs, then the label.
+fn labelled(x: &Mat, y: &[f64]) -> Mat {
+    Mat::from_fn(x.rows(), x.cols() + 1, |i, j| if j < x.cols() { x.get(i, j) } else { y[i] })
+}
+
+#[test]
+fn ricl_run_on_labelled_files_gives_the_library_solution_and_beats_plain_icl_on_the_test_set() {
+    use gradientcoin::compute::problem::SolveOpts;
+    use gradientcoin::compute::ricl::{RiclProblem, RiclSolver, RiclSynthetic};
+    let dir = tempfile::tempdir().unwrap();
+    let g = RiclSynthetic { m: 32, d: 3, v: 128, test: 300, seed: 2, flip: 0.9 }.generate().unwrap();
+    let prompt = write(dir.path(), "prompt.csv", write_csv(&labelled(&g.xp, &g.yp)).as_bytes());
+    let val = write(dir.path(), "val.npy", &write_npy(&labelled(&g.q, &g.yv)));
+    let test = write(dir.path(), "test.csv", write_csv(&labelled(&g.xt, &g.yt)).as_bytes());
+    let queries = g.xt.select_rows(&[0, 1, 2]);
+    let query = write(dir.path(), "q.csv", write_csv(&queries).as_bytes());
+    let w = write(dir.path(), "w.csv", write_csv(&Mat::identity(3)).as_bytes());
+    let files = ["--prompt", prompt.as_str(), "--validation", val.as_str(), "--test", test.as_str()];
+    let o =
+        run(&[&["compute", "run", "--kind", "ricl"], &files[..], &["--w", &w, "--predict", &query, "--json"]].concat());
+    let v = json(&o);
+    assert_eq!(v["kind"], "ricl");
+    assert_eq!(v["converged"], true, "{}", v["reason"]);
+    let params: Vec<f64> = v["params"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    assert_eq!(params.len(), 32);
+    // The library's Levenberg–Marquardt solve of the same data, bit for bit (ridge 1e-4,
+    // the kind's default), and its reweighted predictions of the query rows.
+    let p = RiclProblem::new(g.xp.clone(), g.yp.clone(), Mat::identity(3), g.q.clone(), g.yv.clone(), 1e-4).unwrap();
+    let (x, _) = p.solve_with(RiclSolver::Lm, &SolveOpts::default(), &mut |_| {}).unwrap();
+    assert_eq!(params, x.0);
+    let pred: Vec<f64> = v["prediction"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    assert_eq!(pred, p.predict_queries(&x.0, &queries).unwrap());
+    // Reweighting the biased prompt lowers the test error below plain ICL's.
+    let (t, plain) = (v["test_mse"].as_f64().unwrap(), v["test_mse_plain_icl"].as_f64().unwrap());
+    assert_eq!(t, p.mse(&x.0, &g.xt, &g.yt).unwrap());
+    assert!(t < 0.5 * plain, "test MSE {t} against plain ICL's {plain}");
+    // LARICL is the closed form, also bit for bit.
+    let o = run(&[&["compute", "run", "--kind", "ricl", "--solver", "laricl"], &files[..], &["--json"]].concat());
+    let v = json(&o);
+    let theta: Vec<f64> = v["params"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    assert_eq!(theta, p.laricl().unwrap().theta);
+    // The human output names the parameters and reports the test error.
+    let o = run(&[&["compute", "run", "--kind", "ricl"], &files[..]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("test MSE") && out.contains("plain ICL"), "{out}");
+}
+
+#[test]
+fn bad_ricl_files_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let prompt = write(dir.path(), "prompt.csv", b"1,0,1\n0,1,0\n1,1,1\n");
+    let val = write(dir.path(), "val.csv", b"1,0,1\n0,1,0\n");
+    let one_col = write(dir.path(), "one.csv", b"1\n2\n");
+    let wide = write(dir.path(), "wide.csv", b"1,0,0,1\n0,1,0,0\n");
+    let w3 = write(dir.path(), "w3.csv", b"1,0,0\n0,1,0\n0,0,1\n");
+    let nan = write(dir.path(), "nan.csv", b"1,0,1\n0,nan,0\n");
+    let ricl = |extra: &[&str]| run(&[&["compute", "run", "--kind", "ricl"], extra].concat());
+    assert_one_line_error(&ricl(&["--prompt", &one_col, "--validation", &val]), 1, "one.csv has 1 column(s)");
+    assert_one_line_error(&ricl(&["--prompt", &prompt, "--validation", &wide]), 1, "wide.csv has 3 input columns");
+    assert_one_line_error(&ricl(&["--prompt", &prompt, "--validation", &val, "--w", &w3]), 1, "W must be 2x2");
+    assert_one_line_error(&ricl(&["--prompt", &prompt, "--validation", &val, "--test", &wide]), 1, "wide.csv has 3");
+    assert_one_line_error(&ricl(&["--prompt", &nan, "--validation", &val]), 1, "nan.csv");
+    let missing = dir.path().join("absent.csv").to_string_lossy().into_owned();
+    assert_one_line_error(&ricl(&["--prompt", &missing, "--validation", &val]), 1, "absent.csv");
+    // Softmax data for a ricl run; --prompt without --validation is a usage error.
+    assert_one_line_error(&ricl(&["--data", &prompt, "--target", &val]), 1, "ricl takes --prompt and --validation");
+    assert_one_line_error(&ricl(&["--prompt", &prompt]), 2, "--validation");
+    assert_one_line_error(
+        &ricl(&["--prompt", &prompt, "--validation", &val, "--solver", "alternating"]),
+        1,
+        "ricl takes",
+    );
+}

@@ -138,6 +138,20 @@ fn client_commands_work_and_bad_input_is_one_clear_line() {
     let q = q.to_str().unwrap();
     fails_with(&submit(&["--a1", q, "--a2", q, "--a3", q, "--b", q]), "are attention data");
     fails_with(&submit(&["--kind", "attention", "--a1", q, "--a2", a, "--a3", q, "--b", q]), "a.csv is 3x2 but");
+    // Ricl data: a prompt too small for the admission domain, labels all equal, and
+    // softmax files for a ricl task, each refused with its reason.
+    let rows = |n: usize, label: &dyn Fn(usize) -> f64| -> String {
+        (0..n).map(|i| format!("{},{},{}\n", i % 3, (i * 7) % 5, label(i))).collect()
+    };
+    let (small, flat, val) = (dir.path().join("small.csv"), dir.path().join("flat.csv"), dir.path().join("val.csv"));
+    std::fs::write(&small, rows(4, &|i| i as f64)).unwrap();
+    std::fs::write(&flat, rows(12, &|_| 0.5)).unwrap();
+    std::fs::write(&val, rows(20, &|i| (i % 2) as f64)).unwrap();
+    let ricl =
+        |p: &Path| submit(&["--kind", "ricl", "--prompt", p.to_str().unwrap(), "--validation", val.to_str().unwrap()]);
+    fails_with(&ricl(&small), "the prompt must have 8 to 256 examples");
+    fails_with(&ricl(&flat), "every prompt label is 5e-1");
+    fails_with(&submit(&["--kind", "ricl", "--data", a, "--target", b]), "ricl");
     // A data file that does not exist.
     fails_with(&cli(&n, &["task", "predict", &"ab".repeat(32), "--data", "/nonexistent/x.csv"]), "x.csv");
 

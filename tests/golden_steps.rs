@@ -10,6 +10,7 @@ use gradientcoin::compute::copyright::{Copyright, CopyrightVariant};
 use gradientcoin::compute::det::bits_hash;
 use gradientcoin::compute::nmr::Phi;
 use gradientcoin::compute::problem::{Certificate, Problem};
+use gradientcoin::compute::ricl::RiclSynthetic;
 use gradientcoin::compute::softmax::{SoftmaxOptions, SoftmaxProblem, Synthetic, damping, uniform_reg};
 use std::collections::BTreeMap;
 
@@ -56,6 +57,11 @@ fn cases() -> Vec<(String, Box<dyn Problem>)> {
             let (p, _) = syn.problem(kernel, 1e-8).expect("valid task");
             out.push((format!("{name}/n{n}_d{d}"), Box::new(p)));
         }
+    }
+    for (m, d, v, flip) in [(16, 3, 64, 0.9), (64, 4, 256, 0.9), (64, 4, 256, 0.0)] {
+        let syn = RiclSynthetic { m, d, v, test: 0, seed: 1, flip };
+        let (p, _) = syn.problem(1e-4).expect("valid task");
+        out.push((format!("ricl/m{m}_d{d}_v{v}_flip{flip}"), Box::new(p)));
     }
     out
 }

@@ -797,7 +797,15 @@ fn print_human(
         outln!("  {:<16} {:.12e}", f.name, f.value);
     }
     if info.max_mu > 0.0 {
-        outln!("  LM shift   {:.3e} (the Hessian was not positive definite somewhere)", info.max_mu);
+        // The softmax family's Newton solve shifts only an indefinite Hessian; the
+        // Levenberg–Marquardt solves (attention, ricl) raise the shift on a rejected step.
+        let lm = problem.kind() == "ricl" || problem.kind().starts_with("attention");
+        let why = if lm {
+            "raised where a Gauss–Newton step did not lower the objective"
+        } else {
+            "the Hessian was not positive definite somewhere"
+        };
+        outln!("  LM shift   {:.3e} ({why})", info.max_mu);
     }
     if let Some(xs) = planted {
         let err: f64 = x.0.iter().zip(xs).map(|(a, b)| (a - b) * (a - b)).sum::<f64>().sqrt();

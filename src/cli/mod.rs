@@ -133,6 +133,9 @@ enum BenchCommand {
         /// n=ROWS,d=COLS[,scale=S][,seed=N][,reg=R][,kind=softmax|resnet_softmax].
         #[arg(long = "shape", value_parser = bench::mining::Shape::parse)]
         shapes: Vec<bench::mining::Shape>,
+        /// Only this family's planted comparison (no network part).
+        #[arg(long, value_enum)]
+        only: Option<bench::mining::Family>,
     },
     /// JSON-RPC latency (p50, p99) while peers, each a fresh identity, offer blocks with
     /// made-up work on a heavy task, against the idle node and one replay's time.
@@ -184,7 +187,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Sync { blocks }) => bench::sync(blocks),
         Command::Bench(BenchCommand::Propagation { nodes, blocks }) => bench::propagation(nodes, blocks),
         Command::Bench(BenchCommand::FakeWork { peers, calls }) => bench::fakework::run(peers, calls),
-        Command::Bench(BenchCommand::Mining { planted_only, shapes }) => bench::mining::run(planted_only, shapes),
+        Command::Bench(BenchCommand::Mining { planted_only, shapes, only }) => {
+            bench::mining::run(planted_only, shapes, only)
+        }
     }
 }
 

@@ -820,9 +820,9 @@ fn ricl_paper(full: bool) -> anyhow::Result<Report> {
                 let g0 = gd_info.grad_norm0;
                 // How far gradient descent got towards the optimum LM reaches, and LM's
                 // final gradient.
-                let j_star = p.certify(&lm)?.loss;
-                let j_gd = p.certify(&gd)?.loss;
-                let lm_grad = p.certify(&lm)?.figure("projected_grad_norm").unwrap_or(f64::NAN);
+                let lm_cert = p.certify(&lm)?;
+                let (j_star, j_gd) = (lm_cert.loss, p.certify(&gd)?.loss);
+                let lm_grad = lm_cert.figure("projected_grad_norm").unwrap_or(f64::NAN);
                 monotone &= gd_curve.windows(2).all(|w| w[1] < w[0]) && gd_curve.first().is_none_or(|&j| j < j0);
                 converged.push((seed, (j_gd - j_star) / (j0 - j_star), lm_grad));
                 if curve.is_none() {

@@ -222,6 +222,14 @@ pub struct Certificate {
     pub figures: Vec<Figure>,
 }
 
+/// `Err(NonFinite { what, index })` at the first NaN or infinity of `v`.
+pub fn require_finite(what: &'static str, v: &[f64]) -> Result<(), ProblemError> {
+    match v.iter().position(|x| !x.is_finite()) {
+        Some(index) => Err(ProblemError::NonFinite { what, index }),
+        None => Ok(()),
+    }
+}
+
 impl Certificate {
     /// The figure named `name`, if the kind reports it.
     pub fn figure(&self, name: &str) -> Option<f64> {

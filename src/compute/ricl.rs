@@ -25,14 +25,15 @@ mod synthetic;
 pub use objective::{Eval, Level};
 pub use solve::{FineTune, Laricl, RiclSolver, projected_gradient};
 pub use step::{
-    RICL_CLASS_WEIGHTS_16, RICL_LM_CANDIDATES, RICL_STEP_OVERHEAD_FLOPS, RiclFlopClasses, RiclShape, ricl_flop_classes,
-    ricl_lm_factor, ricl_step_cost_mwu,
+    RICL_CLASS_WEIGHTS_16, RICL_LM_CANDIDATES, RICL_STEP_OVERHEAD_FLOPS, RICL_TICKET_RULE, RiclFlopClasses, RiclShape,
+    RiclStepRule, ricl_flop_classes, ricl_step_cost_mwu,
 };
 pub use synthetic::{RiclData, RiclSynthetic};
 
 use crate::compute::det::{self, Mat};
 use crate::compute::problem::{
     Certificate, Figure, IterReport, Params, Problem, ProblemError, SolveInfo, SolveOpts, StepOutput, Transcript,
+    require_finite,
 };
 
 /// Every example weight lies within `e^±THETA_BOUND` of uniform: `|θ_i| <= THETA_BOUND`.
@@ -65,6 +66,8 @@ pub struct RiclProblem {
     lambda: f64,
     /// The scores `S[v,i] = x_iᵀ W q_v` (V x m), fixed by the data.
     scores: Mat,
+    /// Their row-shifted exponentials ([`objective::exp_scores`]), fixed by the data.
+    exp_scores: Mat,
 }
 
 /// `S = Q (X W)ᵀ`: `S[v,i] = (x_iᵀ W) q_v`, one fused chain over the width for each entry.
@@ -74,13 +77,6 @@ pub fn score_matrix(xp: &Mat, w: &Mat, q: &Mat) -> Mat {
     let mut s = Mat::zeros(q.rows(), xp.rows());
     det::gemm(q.view(), xw.t(), &mut s, false);
     s
-}
-
-fn check_finite(what: &'static str, v: &[f64]) -> Result<(), ProblemError> {
-    match v.iter().position(|x| !x.is_finite()) {
-        Some(index) => Err(ProblemError::NonFinite { what, index }),
-        None => Ok(()),
-    }
 }
 
 impl RiclProblem {
@@ -112,17 +108,18 @@ impl RiclProblem {
         if yv.len() != q.rows() {
             return Err(ProblemError::Dimension { what: "validation labels", expected: q.rows(), got: yv.len() });
         }
-        check_finite("prompt inputs", xp.data())?;
-        check_finite("prompt labels", &yp)?;
-        check_finite("attention matrix W", w.data())?;
-        check_finite("validation queries", q.data())?;
-        check_finite("validation labels", &yv)?;
+        require_finite("prompt inputs", xp.data())?;
+        require_finite("prompt labels", &yp)?;
+        require_finite("attention matrix W", w.data())?;
+        require_finite("validation queries", q.data())?;
+        require_finite("validation labels", &yv)?;
         if !(lambda >= 0.0 && lambda.is_finite()) {
             return Err(ProblemError::InvalidSpec { what: "ridge lambda", reason: format!("{lambda} is not >= 0") });
         }
         let scores = score_matrix(&xp, &w, &q);
-        check_finite("scores", scores.data())?;
-        Ok(RiclProblem { xp, yp, w, q, yv, lambda, scores })
+        require_finite("scores", scores.data())?;
+        let exp_scores = objective::exp_scores(&scores);
+        Ok(RiclProblem { xp, yp, w, q, yv, lambda, scores, exp_scores })
     }
 
     /// Prompt examples `m` (the parameters).
@@ -208,13 +205,13 @@ impl RiclProblem {
         if queries.cols() != self.d() {
             return Err(ProblemError::Dimension { what: "query columns", expected: self.d(), got: queries.cols() });
         }
-        check_finite("queries", queries.data())?;
+        require_finite("queries", queries.data())?;
         let s = score_matrix(&self.xp, &self.w, queries);
-        check_finite("query scores", s.data())?;
+        require_finite("query scores", s.data())?;
         let mut pi = vec![0.0; self.m()];
         Ok((0..queries.rows())
             .map(|v| {
-                objective::attention_weights(s.row(v), theta, &mut pi);
+                objective::softmax_weights(s.row(v), theta, &mut pi);
                 det::dot(&pi, &self.yp)
             })
             .collect())

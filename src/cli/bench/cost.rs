@@ -8,10 +8,12 @@
 use crate::compute::attention::{AttentionShape, Kernel, attention_flop_classes};
 use crate::compute::copyright::CopyrightVariant;
 use crate::compute::problem::Problem;
+use crate::compute::ricl::{RiclShape, ricl_flop_classes};
 use crate::compute::softmax::step_flop_classes;
 use crate::pouw::task::{
     ATTN_MAX_SYNTHETIC_SCALE, ATTN_MAX_WIDTH, ATTN_MIN_ROWS, ATTN_MIN_SYNTHETIC_SCALE, CopyrightSpec,
-    MAX_SYNTHETIC_SCALE, MIN_ROWS, MIN_SYNTHETIC_SCALE, TaskData, TaskKind, TaskSpec,
+    MAX_SYNTHETIC_SCALE, MIN_ROWS, MIN_SYNTHETIC_SCALE, RICL_MIN_PROMPT, RICL_MIN_VALIDATION, TaskData, TaskKind,
+    TaskSpec,
 };
 use std::io::Write;
 use std::time::Instant;
@@ -80,6 +82,31 @@ pub fn cases() -> Vec<Case> {
     push("attention 360x2 (n >> d)".to_string(), base(TaskKind::Attention(Kernel::Softmax), 360, 2, 1.0));
     push("attention_linear 15000x2 (n >> d)".to_string(), base(TaskKind::Attention(Kernel::Linear), 15_000, 2, 1.0));
     push("attention_linear 9500x4 (n >> d)".to_string(), base(TaskKind::Attention(Kernel::Linear), 9_500, 4, 1.0));
+    // ricl: the step's work depends on the prompt size m and the validation rows V only
+    // (the scores are computed once when the task is built), so the sweep spans (m, V)
+    // from the minimum to the cap.
+    let ricl = |m: u32, d: u32, v: u32, flip: f64| TaskSpec {
+        kind: TaskKind::Ricl,
+        data: TaskData::RiclSynthetic { m, d, v, seed: 3, flip },
+        reg_lambda: 1e-4,
+        copyright: None,
+        target_score: 1e-300,
+    };
+    let (pmin, vmin) = (RICL_MIN_PROMPT as u32, RICL_MIN_VALIDATION as u32);
+    // The Cholesky factorisations grow as m^3: at the cap the largest prompt is 128
+    // examples (1,456 validation rows); m = 8 takes up to 50,528 rows.
+    push(format!("ricl {pmin}x{vmin} (minimum shape)"), ricl(pmin, 1, vmin, 0.9));
+    push(format!("ricl {pmin}x50000 (most validation rows)"), ricl(pmin, 4, 50_000, 0.9));
+    push("ricl 16x25000".to_string(), ricl(16, 4, 25_000, 0.9));
+    push("ricl 32x12500".to_string(), ricl(32, 4, 12_500, 0.9));
+    push("ricl 64x256 (the paper's)".to_string(), ricl(64, 4, 256, 0.9));
+    push("ricl 64x256 balanced prompt".to_string(), ricl(64, 4, 256, 0.0));
+    push("ricl 64x5800 (near the cap)".to_string(), ricl(64, 4, 5800, 0.9));
+    push("ricl 128x16 (largest prompt, fewest rows)".to_string(), ricl(128, 4, vmin, 0.9));
+    push("ricl 128x1450 (largest prompt, near the cap)".to_string(), ricl(128, 4, 1450, 0.9));
+    // Wider synthetic inputs (N(0, 1) entries, W = I) exceed the score bound.
+    push("ricl 128x256 d=16".to_string(), ricl(128, 16, 256, 0.9));
+    push("ricl 64x256 ridge 1".to_string(), TaskSpec { reg_lambda: 1.0, ..ricl(64, 4, 256, 0.9) });
     out
 }
 
@@ -142,6 +169,15 @@ pub fn run(reps: usize, classes: bool) -> anyhow::Result<()> {
                 c.factor,
                 c.rows
             );
+        } else if classes && let Some((m, _, v)) = case.spec.data.ricl_shape() {
+            let c = ricl_flop_classes(&RiclShape { m, v });
+            outln!(
+                "    ricl classes: transcendental {} elementwise {} gemm {} factor {} seconds {secs:e}",
+                c.transcendental,
+                c.elementwise,
+                c.gemm,
+                c.factor
+            );
         } else if classes && let Some(shape) = case.spec.shape() {
             let c = step_flop_classes(&shape);
             outln!(
@@ -169,13 +205,13 @@ mod tests {
     use super::*;
     use crate::chain::params::ChainParams;
 
-    /// The attention cases measure what the network admits: a case above a cap would
+    /// The attention and ricl cases measure what the network admits: a case above a cap would
     /// calibrate the price of a task no block can carry. (Two softmax-family cases, the
     /// n >> d ones fitted before the cap, lie above it.)
     #[test]
-    fn every_attention_case_of_the_sweep_is_admissible_on_the_test_network() {
+    fn every_attention_and_ricl_case_of_the_sweep_is_admissible_on_the_test_network() {
         let limits = ChainParams::test().task_limits;
-        for case in cases().into_iter().filter(|c| matches!(c.spec.kind, TaskKind::Attention(_))) {
+        for case in cases().into_iter().filter(|c| matches!(c.spec.kind, TaskKind::Attention(_) | TaskKind::Ricl)) {
             case.spec.check_limits(&limits).unwrap_or_else(|e| panic!("{}: {e}", case.name));
         }
     }

@@ -12,7 +12,9 @@
 
 use crate::cli::testnet::demo_spec;
 use crate::compute::attention::{AttentionSynthetic, Kernel};
+use crate::compute::det;
 use crate::compute::problem::{Params, Problem, SolveOpts, Transcript};
+use crate::compute::ricl::{Level, RICL_TICKET_RULE, RiclStepRule, RiclSynthetic, projected_gradient};
 use crate::compute::softmax::{StepRule, TICKET_RULE};
 use crate::compute::trajectory::{self, Trajectory};
 use crate::pouw::task::{TaskData, TaskKind, TaskSpec};
@@ -337,13 +339,36 @@ fn print_network(r: &NetworkRun) -> anyhow::Result<f64> {
     Ok(useful)
 }
 
+/// A family of kinds whose planted comparison `bench mining --only` runs alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Family {
+    /// softmax and resnet_softmax.
+    Softmax,
+    /// attention and attention_linear.
+    Attention,
+    /// ricl.
+    Ricl,
+}
+
 /// Runs the benchmark: part 1 on the default shapes with every rule, or on `custom`
 /// shapes with the consensus rule only (the measured alternatives are slower and their
-/// comparison is the default shapes' job); part 2 unless `planted_only` or custom shapes.
-pub fn run(planted_only: bool, custom: Vec<Shape>) -> anyhow::Result<()> {
+/// comparison is the default shapes' job); part 2 unless `planted_only`, custom shapes
+/// or `only` one family.
+pub fn run(planted_only: bool, custom: Vec<Shape>, only: Option<Family>) -> anyhow::Result<()> {
+    if let Some(family) = only {
+        let ratio = match family {
+            Family::Softmax if custom.is_empty() => planted(&shapes(), &StepRule::ALL)?,
+            Family::Softmax => planted(&custom, &[TICKET_RULE])?,
+            Family::Attention => attention()?,
+            Family::Ricl => ricl(&RICL_SHAPES, &RiclStepRule::ALL)?,
+        };
+        outln!("wu-ratio {ratio:.2}");
+        return Ok(());
+    }
     let ratio = if custom.is_empty() { planted(&shapes(), &StepRule::ALL)? } else { planted(&custom, &[TICKET_RULE])? };
     if custom.is_empty() {
         attention()?;
+        ricl(&RICL_SHAPES, &RiclStepRule::ALL)?;
     }
     if planted_only || !custom.is_empty() {
         outln!("wu-ratio {ratio:.2}");
@@ -366,8 +391,9 @@ const ATTENTION_SHAPES: [(Kernel, usize, usize, u64, f64); 5] = [
 /// Part 1 for the attention kind: chained consensus tickets from `X = Y = 0` against the
 /// off-chain joint solve to the same target. The loss is not convex, so a trajectory can
 /// end in another local minimum than the solve's; such a row says where it stopped.
-/// Prints `attention wu-ratio X.XX (reached k of m)`, the worst ratio of those reached.
-fn attention() -> anyhow::Result<()> {
+/// Prints `attention wu-ratio X.XX (reached k of m)`, the worst ratio of those reached,
+/// and returns it (infinite when none was reached).
+fn attention() -> anyhow::Result<f64> {
     outln!("== attention: chained consensus tickets from X = Y = 0 to the target vs the off-chain joint LM solve");
     outln!("  {:<36} {:>8} {:>8} {:>10} {:>8}", "task", "steps", "adopted", "WU", "vs solve");
     let (mut worst, mut reached) = (0.0f64, 0);
@@ -405,7 +431,143 @@ fn attention() -> anyhow::Result<()> {
         );
     }
     outln!("attention wu-ratio {worst:.2} (reached {reached} of {})", ATTENTION_SHAPES.len());
-    Ok(())
+    Ok(if reached == 0 { f64::INFINITY } else { worst })
+}
+
+/// A planted ricl shape of part 1: the §2.5 dataset (`m` prompt examples of width `d`,
+/// `v` validation rows, the prompt's flip probability, the dataset seed).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RiclShape {
+    /// Prompt examples.
+    pub m: usize,
+    /// Input width.
+    pub d: usize,
+    /// Validation rows.
+    pub v: usize,
+    /// Flip probability of the prompt (0.9: the paper's biased prompt, 0: balanced).
+    pub flip: f64,
+    /// Dataset seed.
+    pub seed: u64,
+}
+
+/// The planted ricl shapes: the paper's biased prompt on eight seeds, its balanced one on
+/// two, and one with twice the paper's prompt (near the step-cost cap).
+pub const RICL_SHAPES: [RiclShape; 11] = [
+    RiclShape { m: 64, d: 4, v: 256, flip: 0.9, seed: 1 },
+    RiclShape { m: 64, d: 4, v: 256, flip: 0.9, seed: 2 },
+    RiclShape { m: 64, d: 4, v: 256, flip: 0.9, seed: 3 },
+    RiclShape { m: 64, d: 4, v: 256, flip: 0.9, seed: 4 },
+    RiclShape { m: 64, d: 4, v: 256, flip: 0.9, seed: 5 },
+    RiclShape { m: 64, d: 4, v: 256, flip: 0.9, seed: 6 },
+    RiclShape { m: 64, d: 4, v: 256, flip: 0.9, seed: 7 },
+    RiclShape { m: 64, d: 4, v: 256, flip: 0.9, seed: 8 },
+    RiclShape { m: 64, d: 4, v: 256, flip: 0.0, seed: 1 },
+    RiclShape { m: 64, d: 4, v: 256, flip: 0.0, seed: 2 },
+    RiclShape { m: 128, d: 8, v: 400, flip: 0.9, seed: 1 },
+];
+
+/// The ricl ridge of part 1 (the `compute run --kind ricl` default).
+const RICL_BENCH_LAMBDA: f64 = 1e-4;
+
+/// One ricl shape: the LM solve to its best score, the target, the solve's flops to it,
+/// and each rule's chained trajectory from `θ = 0` to it.
+pub fn measure_ricl(shape: &RiclShape, rules: &[RiclStepRule]) -> anyhow::Result<RiclResult> {
+    let RiclShape { m, d, v, flip, seed } = *shape;
+    let (p, _) = RiclSynthetic { m, d, v, test: 0, seed, flip }.problem(RICL_BENCH_LAMBDA)?;
+    let x0 = p.init();
+    let start = p.certify(&x0)?.score;
+    let opts = SolveOpts { max_iter: 500, tol_grad: 1e-14, x0: None };
+    let (_, best) = trajectory::solve_to(&p, &x0, f64::NEG_INFINITY, &opts)?;
+    let best = p.certify(&best)?.score;
+    let target = trajectory::relative_target(start, best, TARGET_FRACTION);
+    let (solve, _) = trajectory::solve_to(&p, &x0, target, &opts)?;
+    let mut rows = Vec::new();
+    for &rule in rules {
+        let mut end = x0.clone();
+        let mut end_score = start;
+        let t = trajectory::chained(&p, &x0, target, MAX_STEPS, |x, seed| {
+            let out = p.step_with(rule, x, seed, Transcript::new(p.kind()))?.0;
+            if out.objective < end_score {
+                (end, end_score) = (out.params.clone(), out.objective);
+            }
+            Ok(out)
+        })?;
+        let g = p.eval(&end.0, Level::Gradient)?.grad.expect("gradient level");
+        let end_pg = det::nrm2(&projected_gradient(&end.0, &g));
+        rows.push(RiclRow { rule, t, end_pg });
+    }
+    Ok(RiclResult { target, solve, rows })
+}
+
+/// One rule's chained trajectory on a ricl shape.
+pub struct RiclRow {
+    /// The rule.
+    pub rule: RiclStepRule,
+    /// Its trajectory.
+    pub t: Trajectory,
+    /// The box's projected gradient norm where it ended: about zero when a trajectory
+    /// that missed the target stopped in another local minimum than the solve's.
+    pub end_pg: f64,
+}
+
+/// [`measure_ricl`]'s result.
+pub struct RiclResult {
+    /// The target score.
+    pub target: f64,
+    /// The LM solve's iterations and flops to it.
+    pub solve: trajectory::SolveCost,
+    /// Every rule's row.
+    pub rows: Vec<RiclRow>,
+}
+
+/// Part 1 for the ricl kind: chained tickets of every rule from `θ = 0` against the
+/// off-chain Levenberg–Marquardt solve to the same target. The objective is not convex,
+/// so a trajectory can end in another local minimum; such a row says where it stopped.
+/// Prints `ricl wu-ratio X.XX (reached k of m)`, the consensus rule's worst ratio over the
+/// shapes it reached, and returns it (infinite when none was reached).
+fn ricl(shapes: &[RiclShape], rules: &[RiclStepRule]) -> anyhow::Result<f64> {
+    outln!(
+        "== ricl: chained tickets from theta = 0 to the target vs the off-chain LM solve (ridge {RICL_BENCH_LAMBDA:e})"
+    );
+    outln!("  {:<40} {:<20} {:>6} {:>8} {:>10} {:>8}", "task", "step", "steps", "adopted", "WU", "vs solve");
+    let (mut worst, mut reached) = (0.0f64, 0);
+    for shape in shapes {
+        let RiclResult { target, solve, rows } = measure_ricl(shape, rules)?;
+        let name = format!("ricl m={} d={} v={} flip={} seed={}", shape.m, shape.d, shape.v, shape.flip, shape.seed);
+        outln!("  {name}: target score {target:.6e}");
+        outln!(
+            "  {:<40} {:<20} {:>6} {:>8} {:>10.1} {:>8}",
+            "",
+            "solve (LM)",
+            solve.iterations,
+            "-",
+            solve.flops as f64 / 1e6,
+            "1.00"
+        );
+        for RiclRow { rule, t, end_pg } in &rows {
+            let ratio = t.flops as f64 / solve.flops.max(1) as f64;
+            let consensus = *rule == RICL_TICKET_RULE;
+            let stationary = if t.reached { String::new() } else { format!(", projected |grad| {end_pg:.1e}") };
+            if consensus && t.reached {
+                reached += 1;
+                worst = worst.max(ratio);
+            }
+            outln!(
+                "  {:<40} {:<20} {:>6} {:>8} {:>10.1} {:>8.2}{}{}{stationary}",
+                "",
+                rule.name(),
+                t.steps,
+                t.adopted,
+                t.flops as f64 / 1e6,
+                ratio,
+                if consensus { " (consensus)" } else { "" },
+                reach_note(t, target),
+            );
+        }
+    }
+    let worst = if reached == 0 { f64::INFINITY } else { worst };
+    outln!("ricl wu-ratio {worst:.2} (reached {reached} of {})", shapes.len());
+    Ok(worst)
 }
 
 #[cfg(test)]

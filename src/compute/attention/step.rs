@@ -29,7 +29,9 @@ use super::objective::Level;
 use super::{AttentionProblem, Kernel};
 use crate::compute::det::{Cholesky, count_flops, dot, math};
 use crate::compute::nmr::EXP_FLOPS;
-use crate::compute::problem::{FLOPS_PER_MWU, Params, Problem, ProblemError, Stage, StepOutput, Transcript, perturb};
+use crate::compute::problem::{
+    FLOPS_PER_MWU, Params, Problem, ProblemError, Stage, StepOutput, Transcript, perturb, require_finite,
+};
 use crate::compute::sketch;
 use crate::compute::softmax::damping;
 
@@ -241,9 +243,7 @@ impl AttentionProblem {
         for j in 0..LM_CANDIDATES {
             let chol = Cholesky::factor_shifted(&nm, self.rho + base * lm_ridge_factor(j))?;
             let dir = chol.solve(&half);
-            if let Some(index) = dir.iter().position(|v| !v.is_finite()) {
-                return Err(ProblemError::NonFinite { what: "search direction", index });
-            }
+            require_finite("search direction", &dir)?;
             transcript.vector(&dir);
             count_flops(x.len() as u64);
             let cand = self.project(x.iter().zip(&dir).map(|(xi, di)| xi - di).collect());

@@ -39,9 +39,11 @@ pub struct Eval {
     pub grad: Option<Vec<f64>>,
 }
 
-/// `out = softmax(s + θ)`: `z_i = s_i + θ_i`, the max shift, `e^{z_i − max}` by `libm`,
-/// `det::sum` of the row, then one division per entry.
-pub fn attention_weights(s: &[f64], theta: &[f64], out: &mut [f64]) {
+/// `out = softmax(s + θ)` computed directly: `z_i = s_i + θ_i`, the max shift, `e^{z_i −
+/// max}` by `libm`, `det::sum` of the row, then one division per entry. For any scores and
+/// any `θ` (the off-chain predictor on new queries); the objective uses the factored form
+/// of [`attention_weights`].
+pub fn softmax_weights(s: &[f64], theta: &[f64], out: &mut [f64]) {
     let m = s.len();
     count_flops(m as u64 * (EXP_FLOPS + 3));
     let mut zmax = f64::NEG_INFINITY;
@@ -51,6 +53,44 @@ pub fn attention_weights(s: &[f64], theta: &[f64], out: &mut [f64]) {
     }
     for o in out.iter_mut() {
         *o = math::exp(*o - zmax);
+    }
+    let z = det::sum(out);
+    for o in out.iter_mut() {
+        *o /= z;
+    }
+}
+
+/// `E[v,i] = e^{S[v,i] − max_i S[v,i]}` by `libm`: the scores' exponentials, computed once
+/// per task, so an evaluation of the objective needs `m` exponentials, not `V·m`.
+pub fn exp_scores(s: &Mat) -> Mat {
+    let (v, m) = (s.rows(), s.cols());
+    count_flops((v * m) as u64 * (EXP_FLOPS + 2));
+    let mut e = Mat::zeros(v, m);
+    for k in 0..v {
+        let row = s.row(k);
+        let smax = row.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+        for (o, &si) in e.row_mut(k).iter_mut().zip(row) {
+            *o = math::exp(si - smax);
+        }
+    }
+    e
+}
+
+/// `u_i = e^{θ_i − max θ}` by `libm`: the example weights up to a common factor.
+pub fn example_weights(theta: &[f64]) -> Vec<f64> {
+    count_flops(theta.len() as u64 * (EXP_FLOPS + 2));
+    let tmax = theta.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+    theta.iter().map(|&t| math::exp(t - tmax)).collect()
+}
+
+/// `out = softmax(s + θ)` in factored form: `out_i = E_i·u_i / Σ_j E_j·u_j` with `E` a row
+/// of [`exp_scores`] and `u` the [`example_weights`] (one product per entry, `det::sum` of
+/// the row, one division per entry). The sum is at least `e^{−2·THETA_BOUND}` for `θ` in
+/// the box (the row's largest score has `E = 1`), so nothing divides by zero.
+pub fn attention_weights(e: &[f64], u: &[f64], out: &mut [f64]) {
+    count_flops(3 * e.len() as u64);
+    for ((o, &ei), &ui) in out.iter_mut().zip(e).zip(u) {
+        *o = ei * ui;
     }
     let z = det::sum(out);
     for o in out.iter_mut() {
@@ -68,10 +108,11 @@ impl RiclProblem {
         if theta.len() != m {
             return Err(ProblemError::Dimension { what: "params", expected: m, got: theta.len() });
         }
+        let u = example_weights(theta);
         let mut pi = Mat::zeros(v, m);
         let mut yhat = vec![0.0; v];
         for (k, yk) in yhat.iter_mut().enumerate() {
-            attention_weights(self.scores.row(k), theta, pi.row_mut(k));
+            attention_weights(self.exp_scores.row(k), &u, pi.row_mut(k));
             *yk = det::dot(pi.row(k), &self.yp);
         }
         count_flops(v as u64);
@@ -142,5 +183,38 @@ impl RiclProblem {
         let mut gw = Mat::zeros(d, d);
         det::gemm(self.xp.t(), t.view(), &mut gw, false);
         gw
+    }
+
+    /// The exact Hessian of the data term, `(JacᵀJac + S)/V` with the second-order part
+    /// `S = diag(Jacᵀr) − Pᵀdiag(r)Jac − Jacᵀdiag(r)P` (`P = π`, from
+    /// `∂²ŷ_v/∂θ_i∂θ_j = δ_ij Jac_vi − π_vi Jac_vj − Jac_vi π_vj`); the ridge is the
+    /// factorisation's shift. Off-chain (the solve's Newton steps): it is not positive
+    /// definite everywhere. [V] against finite differences of the gradient.
+    pub fn data_hessian(&self, ev: &Eval) -> Mat {
+        let jac = ev.jac.as_ref().expect("a gradient-level evaluation");
+        let (m, v) = (self.m(), self.v());
+        let mut h = Mat::zeros(m, m);
+        det::syrk(jac.view(), None, &mut h);
+        let mut rj = jac.clone();
+        for k in 0..v {
+            let rk = ev.r[k];
+            for x in rj.row_mut(k) {
+                *x *= rk;
+            }
+        }
+        let mut pm = Mat::zeros(m, m);
+        det::gemm(ev.pi.t(), rj.view(), &mut pm, false);
+        let mut jr = vec![0.0; m];
+        det::gemv(jac.t(), &ev.r, &mut jr, false);
+        count_flops((v * m + 4 * m * m) as u64);
+        let inv_v = 1.0 / v as f64;
+        for i in 0..m {
+            for j in 0..m {
+                let diag = if i == j { jr[i] } else { 0.0 };
+                let x = h.get(i, j) + diag - pm.get(i, j) - pm.get(j, i);
+                h.set(i, j, x * inv_v);
+            }
+        }
+        h
     }
 }

@@ -60,6 +60,40 @@ fn gradient_and_jacobian_agree_with_central_finite_differences() {
     assert!(worst <= 1e-10, "gradient vs finite differences: {worst:e}");
 }
 
+/// The exact Hessian the off-chain solve uses in its tail: each column against central
+/// differences of the gradient (the ridge's `λI` is the factorisation's shift, added here).
+#[test]
+fn the_data_hessian_agrees_with_finite_differences_of_the_gradient() {
+    let (p, _) = paper(3, 0.9);
+    let theta = theta_random(p.m(), 3, 0.5);
+    let h = p.data_hessian(&p.eval(&theta, Level::Gradient).unwrap());
+    let step = 1e-5;
+    let mut worst = 0.0f64;
+    for i in (0..p.m()).step_by(5) {
+        let (mut tp, mut tm) = (theta.clone(), theta.clone());
+        tp[i] += step;
+        tm[i] -= step;
+        let gp = p.eval(&tp, Level::Gradient).unwrap().grad.unwrap();
+        let gm = p.eval(&tm, Level::Gradient).unwrap().grad.unwrap();
+        for j in 0..p.m() {
+            let fd = (gp[j] - gm[j]) / (2.0 * step);
+            let want = h.get(j, i) + if i == j { p.lambda() } else { 0.0 };
+            worst = worst.max((fd - want).abs());
+        }
+    }
+    assert!(worst <= 1e-9, "Hessian vs finite differences: {worst:e}");
+    // Symmetric, and not the Gauss–Newton matrix (the residual is not zero).
+    let nm = p.normal_matrix(&p.eval(&theta, Level::Gradient).unwrap());
+    let (mut asym, mut diff) = (0.0f64, 0.0f64);
+    for i in 0..p.m() {
+        for j in 0..p.m() {
+            asym = asym.max((h.get(i, j) - h.get(j, i)).abs());
+            diff = diff.max((h.get(i, j) - nm.get(i, j)).abs());
+        }
+    }
+    assert!(asym <= 1e-15 && diff > 1e-4, "asymmetry {asym:e}, distance from Gauss–Newton {diff:e}");
+}
+
 #[test]
 fn the_fine_tuning_gradient_agrees_with_finite_differences_in_w() {
     let (p, _) = RiclSynthetic { m: 12, d: 3, v: 40, test: 0, seed: 3, flip: 0.9 }.problem(1e-4).unwrap();

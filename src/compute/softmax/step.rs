@@ -32,7 +32,9 @@ use crate::compute::copyright::CopyrightVariant;
 use crate::compute::det::rng::tags;
 use crate::compute::det::{self, Cholesky, DetRng, Mat, count_flops};
 use crate::compute::nmr::Phi;
-use crate::compute::problem::{FLOPS_PER_MWU, Params, Problem, ProblemError, Stage, StepOutput, Transcript, perturb};
+use crate::compute::problem::{
+    FLOPS_PER_MWU, Params, Problem, ProblemError, Stage, StepOutput, Transcript, perturb, require_finite,
+};
 use crate::compute::sketch;
 
 /// How a ticket step builds its curvature matrix (DESIGN.md §3.4: the ticket step is the
@@ -224,7 +226,7 @@ impl SoftmaxProblem {
         let x = self.project(perturb(&x.0, seed, self.perturbation_floor()));
         let ev = self.eval(&x)?;
         let (g, g1) = self.gradient(&ev);
-        check_finite("gradient", &g)?;
+        require_finite("gradient", &g)?;
         transcript.scalar(ev.value);
         transcript.vector(&g);
         let mut h = Mat::zeros(d, d);
@@ -268,7 +270,7 @@ impl SoftmaxProblem {
         let damp = if rule == StepRule::ExactGaussNewton { damping(seed) } else { 1.0 };
         let chol = Cholesky::factor_shifted(&h, sketch::ridge(&h) * damp)?;
         let dir = chol.solve(&g_free);
-        check_finite("search direction", &dir)?;
+        require_finite("search direction", &dir)?;
         transcript.vector(&dir);
         let slope = det::dot(&g_free, &dir);
         let mut best: Option<(usize, f64, Vec<f64>)> = None;
@@ -312,12 +314,4 @@ pub fn damping(seed: &[u8; 32]) -> f64 {
 /// Part of every ticket step.
 pub fn step_length(j: usize) -> f64 {
     1.0 / (1u64 << (LINE_SEARCH_SHRINK_LOG2 * j)) as f64
-}
-
-/// A non-finite stage result is an error (DESIGN.md §3.2).
-fn check_finite(what: &'static str, v: &[f64]) -> Result<(), ProblemError> {
-    match v.iter().position(|x| !x.is_finite()) {
-        Some(index) => Err(ProblemError::NonFinite { what, index }),
-        None => Ok(()),
-    }
 }
