@@ -5,10 +5,8 @@
 # Usage: scripts/bench_attention.sh [--quick]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/venv.sh
 venv=target/bench-venv
-if [[ ! -x "$venv/bin/python" ]]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q numpy scipy
-fi
+ensure_venv "$venv"
 cargo build --release --locked -q
 "$venv/bin/python" scripts/bench_attention.py target/release/gradientcoin "$@"

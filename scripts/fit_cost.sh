@@ -4,11 +4,9 @@
 # Usage: scripts/fit_cost.sh [reps] [ricl]   (ricl: the ricl kind's weights)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/venv.sh
 venv=target/fit-venv
-if [[ ! -x "$venv/bin/python" ]]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q numpy scipy
-fi
+ensure_venv "$venv"
 sweep=target/cost-sweep.txt
 cargo run --release --locked -q -- bench cost --classes --reps "${1:-20}" | tee "$sweep"
 "$venv/bin/python" scripts/fit_cost.py "$sweep" ${2:+"$2"}

@@ -546,11 +546,13 @@ impl TaskSpec {
     }
 
     /// Bytes of data the task expands to (every matrix as f64, inline or generated; for
-    /// ricl also the `V x m` score matrix the problem keeps).
+    /// ricl also the two `V x m` matrices the problem keeps, the scores and their
+    /// exponentials).
     pub fn data_bytes(&self) -> usize {
         let (n, d) = self.data.shape();
         if let Some((m, d, v)) = self.data.ricl_shape() {
-            let sizes = [m.saturating_mul(d), m, d.saturating_mul(d), v.saturating_mul(d), v, v.saturating_mul(m)];
+            let vm = v.saturating_mul(m);
+            let sizes = [m.saturating_mul(d), m, d.saturating_mul(d), v.saturating_mul(d), v, vm, vm];
             return sizes.iter().fold(0usize, |a, &b| a.saturating_add(b)).saturating_mul(8);
         }
         let values = match self.kind {
