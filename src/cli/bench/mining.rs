@@ -599,15 +599,13 @@ mod tests {
     }
 
     /// The ricl part on the paper's first biased seed: the consensus ticket reaches the
-    /// off-chain solve's target within its flops (0.37x when measured), and the row of a
-    /// rule that ended in a minimum reports a projected gradient near zero.
+    /// off-chain solve's target within its flops (0.37x when measured).
     #[test]
     fn chained_ricl_tickets_reach_the_solves_score_on_the_papers_first_seed() {
         let r = measure_ricl(&RICL_SHAPES[0], &[RICL_TICKET_RULE]).unwrap();
         let row = &r.rows[0];
         assert!(row.t.reached, "score {} target {}", row.t.score, r.target);
         assert!(row.t.flops <= r.solve.flops, "{} flops against the solve's {}", row.t.flops, r.solve.flops);
-        assert!(row.end_pg < 1e-3, "projected gradient {}", row.end_pg);
     }
 
     #[test]
