@@ -804,6 +804,9 @@ impl Node {
         expires_in: u64,
         fee_rate: u64,
     ) -> Result<(Hash256, Hash256), NodeError> {
+        // The task's own admission first: a task the chain would refuse (its shape, its
+        // cost, its data) is a clearer error than the funding that would have paid for it.
+        spec.admit(&self.chain.params().task_limits).map_err(|e| NodeError::Invalid(format!("task rejected: {e}")))?;
         let height = self.chain.height() + 1;
         let expires = height.saturating_add(expires_in);
         let tx = self.wallet.submit_task(self.chain.view(), height, spec, bounty, expires, fee_rate)?;
