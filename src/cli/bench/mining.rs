@@ -137,17 +137,29 @@ impl ShapeResult {
     }
 }
 
+/// The start's score, the target ([`TARGET_FRACTION`] of the way back from the score a
+/// full solve of `p` from `x0` reaches) and the solve's iterations and flops to it.
+fn solve_target(
+    p: &dyn Problem,
+    x0: &Params,
+    max_iter: usize,
+    tol_grad: f64,
+) -> anyhow::Result<(f64, f64, trajectory::SolveCost)> {
+    let start = p.certify(x0)?.score;
+    let opts = SolveOpts { max_iter, tol_grad, x0: None };
+    let (_, best) = trajectory::solve_to(p, x0, f64::NEG_INFINITY, &opts)?;
+    let best = p.certify(&best)?.score;
+    let target = trajectory::relative_target(start, best, TARGET_FRACTION);
+    let (solve, _) = trajectory::solve_to(p, x0, target, &opts)?;
+    Ok((start, target, solve))
+}
+
 /// Measures one shape: the full solve (to find the best score), the target, the solve's
 /// flops to it, and each rule's chained trajectory to it.
 pub fn measure(shape: &Shape, rules: &[StepRule]) -> anyhow::Result<ShapeResult> {
     let problem = shape.spec().build_softmax()?;
     let x0: Params = problem.init();
-    let start = problem.certify(&x0)?.score;
-    let opts = SolveOpts { max_iter: 100, tol_grad: 1e-12, x0: None };
-    let (_, best) = trajectory::solve_to(&problem, &x0, f64::NEG_INFINITY, &opts)?;
-    let best = problem.certify(&best)?.score;
-    let target = trajectory::relative_target(start, best, TARGET_FRACTION);
-    let (solve, _) = trajectory::solve_to(&problem, &x0, target, &opts)?;
+    let (_, target, solve) = solve_target(&problem, &x0, 100, 1e-12)?;
     let mut out = Vec::new();
     for &rule in rules {
         let t = trajectory::chained(&problem, &x0, target, MAX_STEPS, |x, seed| {
@@ -401,12 +413,7 @@ fn attention() -> anyhow::Result<f64> {
         let (p, _) = AttentionSynthetic { n, d, seed, scale }.problem(kernel, 0.0)?;
         let name = format!("{} {n}x{d} seed {seed} scale {scale}", p.kind());
         let x0 = p.init();
-        let start = p.certify(&x0)?.score;
-        let opts = SolveOpts { max_iter: 200, tol_grad: 1e-12, x0: None };
-        let (_, best) = trajectory::solve_to(&p, &x0, f64::NEG_INFINITY, &opts)?;
-        let best = p.certify(&best)?.score;
-        let target = trajectory::relative_target(start, best, TARGET_FRACTION);
-        let (solve, _) = trajectory::solve_to(&p, &x0, target, &opts)?;
+        let (_, target, solve) = solve_target(&p, &x0, 200, 1e-12)?;
         let t = trajectory::chained(&p, &x0, target, MAX_STEPS, |x, seed| p.step(x, seed))?;
         let ratio = t.flops as f64 / solve.flops.max(1) as f64;
         if t.reached {
@@ -475,12 +482,7 @@ pub fn measure_ricl(shape: &RiclShape, rules: &[RiclStepRule]) -> anyhow::Result
     let RiclShape { m, d, v, flip, seed } = *shape;
     let (p, _) = RiclSynthetic { m, d, v, test: 0, seed, flip }.problem(RICL_BENCH_LAMBDA)?;
     let x0 = p.init();
-    let start = p.certify(&x0)?.score;
-    let opts = SolveOpts { max_iter: 500, tol_grad: 1e-14, x0: None };
-    let (_, best) = trajectory::solve_to(&p, &x0, f64::NEG_INFINITY, &opts)?;
-    let best = p.certify(&best)?.score;
-    let target = trajectory::relative_target(start, best, TARGET_FRACTION);
-    let (solve, _) = trajectory::solve_to(&p, &x0, target, &opts)?;
+    let (start, target, solve) = solve_target(&p, &x0, 500, 1e-14)?;
     let mut rows = Vec::new();
     for &rule in rules {
         let mut end = x0.clone();
