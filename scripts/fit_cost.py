@@ -1,21 +1,29 @@
 #!/usr/bin/env python3
 """Fits step-cost weights to a calibration sweep.
 
-Usage: scripts/fit_cost.sh [reps] [ricl]   (builds the release binary, runs
-`gradientcoin bench cost --classes`, sets up a venv with numpy and scipy, and runs this)
-or:    python3 scripts/fit_cost.py SWEEP.txt [ricl]
+Usage: scripts/fit_cost.sh [reps] [softmax|attention|ricl|all]   (builds the release
+binary, runs `gradientcoin bench cost --classes`, sets up a venv with numpy and scipy, and
+runs this)
+or:    python3 scripts/fit_cost.py SWEEP.txt [softmax|attention|ricl|all]
 
-Without `ricl`: the softmax family's weights (src/compute/softmax/step.rs,
+`softmax` (the default): the softmax family's weights (src/compute/softmax/step.rs,
 CLASS_WEIGHTS_16 and STEP_OVERHEAD_FLOPS). It minimises the spread (max/min of measured
 time over priced time) with the gram class (the Gauss-Newton syrk) fixed at 16
 sixteenths, from many random starts.
 
-With `ricl`: the ricl kind's weights (src/compute/ricl/step.rs, RICL_CLASS_WEIGHTS_16 and
+`attention`: each attention kernel's weights (src/compute/attention/step.rs,
+ATTN_CLASS_WEIGHTS_16 and ATTN_STEP_OVERHEAD_FLOPS), fitted like ricl's below.
+
+`ricl`: the ricl kind's weights (src/compute/ricl/step.rs, RICL_CLASS_WEIGHTS_16 and
 RICL_STEP_OVERHEAD_FLOPS), fitted so that every ricl case replays at the softmax family's
 median microseconds per mWU of the same sweep (the price must mean the same time on
 every kind). The step takes only m exponentials per evaluation (the scores' are computed
 once per task), too few for the fit to see, so their weight is held at a libm exp's
 measured cost (RICL_EXP_WEIGHT).
+
+`all`: the three in turn, on the same sweep (after a change that moves every kind's speed,
+such as a kernel's: refit the family first, then fit the others to its new rate from a
+sweep taken with the family's new weights).
 
 It prints the weights in sixteenths and the overhead, with the spread the fit reaches.
 """
@@ -66,29 +74,37 @@ ROW = re.compile(r"^  (\S.*?)\s+(\d+)\s+([\d.]+)\s+([\d.]+)$")
 # few for the fit to see.
 RICL_EXP_WEIGHT = 16.25
 RICL = re.compile(r"ricl classes: transcendental (\d+) elementwise (\d+) gemm (\d+) factor (\d+) seconds (\S+)")
+ATTN = re.compile(
+    r"attention classes: transcendental (\d+) elementwise (\d+) gemm (\d+) factor (\d+) rows (\d+) seconds (\S+)"
+)
 
 
-def main_ricl(path):
-    family, cases = [], []
+def family_rate(path):
+    """The softmax family's median microseconds per mWU in the sweep."""
+    family = []
     for line in open(path):
         row = ROW.match(line.rstrip("\n"))
-        if row and row.group(1).split()[0] in ("softmax", "resnet_softmax") or (
-            row and row.group(1).split()[0].startswith(("softmax+", "resnet_softmax+"))
-        ):
+        if row and row.group(1).split()[0].split("+")[0] in ("softmax", "resnet_softmax"):
             family.append(float(row.group(4)))
-        m = RICL.search(line)
-        if m:
-            cases.append([float(x) for x in m.groups()])
-    if not family or not cases:
-        sys.exit(f"{path}: needs softmax-family rows and 'ricl classes:' lines (bench cost --classes)")
-    rate = float(np.median(family))  # microseconds per mWU
-    x = np.array([c[:4] + [1.0] for c in cases])
-    # The priced flops each case must have to replay at `rate`: t[us] / rate * 1000.
-    want = np.array([c[4] * 1e6 / rate * 1000.0 for c in cases])
+    if not family:
+        sys.exit(f"{path}: no softmax-family rows (bench cost --classes)")
+    return float(np.median(family)), len(family)
+
+
+def fit_to_rate(rate, cases, fixed, start):
+    """Weights (per counted flop, then the overhead) making every case's priced flops
+    match `rate`: minimises the worst |log(priced / wanted)|. `fixed` maps a class index
+    to its held weight; `start` gives the free ones' starting values."""
+    x = np.array([c[:-1] + [1.0] for c in cases])
+    want = np.array([c[-1] * 1e6 / rate * 1000.0 for c in cases])
+    free = [i for i in range(x.shape[1]) if i not in fixed]
 
     def weights(p):
-        el, gm, fa, ov = np.exp(p)
-        return np.array([RICL_EXP_WEIGHT, el, gm, fa, ov])
+        w = np.zeros(x.shape[1])
+        for i, v in fixed.items():
+            w[i] = v
+        w[free] = np.exp(p)
+        return w
 
     def worst(p):
         return np.abs(np.log((x @ weights(p)) / want)).max()
@@ -96,23 +112,64 @@ def main_ricl(path):
     rng = np.random.default_rng(1)
     best = None
     for _ in range(60):
-        start = np.log([2, 2, 30, 100000]) + rng.normal(0, 0.7, 4)
-        o = minimize(worst, start, method="Nelder-Mead", options={"maxiter": 40000, "xatol": 1e-8, "fatol": 1e-11})
+        p0 = np.log(start) + rng.normal(0, 0.7, len(free))
+        o = minimize(worst, p0, method="Nelder-Mead", options={"maxiter": 40000, "xatol": 1e-8, "fatol": 1e-11})
         if best is None or o.fun < best.fun:
             best = o
     w = weights(best.x)
-    sixteenths = np.round(w[:4] * 16).astype(int)
-    names = ["transcendental", "elementwise", "gemm", "factor"]
-    print(f"softmax-family median: {rate:.4f} us/mWU over {len(family)} cases")
-    print("RICL_CLASS_WEIGHTS_16:", ", ".join(f"{n}: {v}" for n, v in zip(names, sixteenths)))
-    print(f"RICL_STEP_OVERHEAD_FLOPS: {int(round(w[4]))}")
-    r = (x @ weights(best.x)) / want
-    print(f"ricl cases within {np.exp(best.fun):.3f}x of the family's rate; spread over them {r.max() / r.min():.3f} ({len(cases)} cases)")
+    r = (x @ w) / want
+    return w, np.exp(best.fun), r.max() / r.min()
+
+
+def print_fit(label, names, w, within, spread, n):
+    sixteenths = np.round(w[:-1] * 16).astype(int)
+    print(f"{label}_CLASS_WEIGHTS_16:", ", ".join(f"{k}: {v}" for k, v in zip(names, sixteenths)))
+    print(f"{label}_STEP_OVERHEAD_FLOPS: {int(round(w[-1]))}")
+    print(f"{label.lower()} cases within {within:.3f}x of the family's rate; spread over them {spread:.3f} ({n} cases)")
+
+
+def main_ricl(path):
+    rate, nf = family_rate(path)
+    cases = [[float(x) for x in m.groups()] for m in map(RICL.search, open(path)) if m]
+    if not cases:
+        sys.exit(f"{path}: no 'ricl classes:' lines (bench cost --classes)")
+    print(f"softmax-family median: {rate:.4f} us/mWU over {nf} cases")
+    w, within, spread = fit_to_rate(rate, cases, {0: RICL_EXP_WEIGHT}, [2, 2, 30, 100000])
+    print_fit("RICL", ["transcendental", "elementwise", "gemm", "factor"], w, within, spread, len(cases))
+
+
+def main_attention(path):
+    """Per kernel (the row before each 'attention classes:' line names it): the exp weight
+    held at one priced flop per counted flop (the exponentials and the elementwise passes
+    around them come in a fixed ratio), the linear kernel's gemm weight at 1/16 (its gemms
+    grow with the other classes on every admissible shape)."""
+    rate, nf = family_rate(path)
+    kernels = {"attention": [], "attention_linear": []}
+    name = None
+    for line in open(path):
+        row = ROW.match(line.rstrip("\n"))
+        if row:
+            name = row.group(1).split()[0]
+        m = ATTN.search(line)
+        if m and name in kernels:
+            kernels[name].append([float(x) for x in m.groups()])
+    if not any(kernels.values()):
+        sys.exit(f"{path}: no 'attention classes:' lines (bench cost --classes)")
+    print(f"softmax-family median: {rate:.4f} us/mWU over {nf} cases")
+    names = ["transcendental", "elementwise", "gemm", "factor", "rows"]
+    for kernel, fixed in (("attention", {0: 1.0}), ("attention_linear", {0: 1.0, 2: 1 / 16})):
+        cases = kernels[kernel]
+        start = [40, 0.5, 30, 3000, 100000] if kernel == "attention" else [40, 30, 1000, 100000]
+        w, within, spread = fit_to_rate(rate, cases, fixed, start)
+        print_fit(kernel.upper(), names, w, within, spread, len(cases))
 
 
 if __name__ == "__main__":
     path = sys.argv[1] if len(sys.argv) > 1 else "/dev/stdin"
-    if len(sys.argv) > 2 and sys.argv[2] == "ricl":
-        main_ricl(path)
-    else:
-        main(path)
+    mode = sys.argv[2] if len(sys.argv) > 2 else "softmax"
+    modes = {"softmax": [main], "attention": [main_attention], "ricl": [main_ricl]}
+    modes["all"] = [main, main_attention, main_ricl]
+    if mode not in modes:
+        sys.exit(f"unknown mode {mode!r}: softmax, attention, ricl or all")
+    for run in modes[mode]:
+        run(path)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Refits the step-cost weights: runs the calibration sweep in a release build and fits
 # the class weights to it (scripts/fit_cost.py) in a venv of its own (numpy, scipy).
-# Usage: scripts/fit_cost.sh [reps] [ricl]   (ricl: the ricl kind's weights)
+# Usage: scripts/fit_cost.sh [reps] [softmax|attention|ricl|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/venv.sh

@@ -12,8 +12,8 @@ use crate::compute::ricl::{RiclShape, ricl_flop_classes};
 use crate::compute::softmax::step_flop_classes;
 use crate::pouw::task::{
     ATTN_MAX_SYNTHETIC_SCALE, ATTN_MAX_WIDTH, ATTN_MIN_ROWS, ATTN_MIN_SYNTHETIC_SCALE, CopyrightSpec,
-    MAX_SYNTHETIC_SCALE, MIN_ROWS, MIN_SYNTHETIC_SCALE, RICL_MIN_PROMPT, RICL_MIN_VALIDATION, TaskData, TaskKind,
-    TaskSpec,
+    MAX_SYNTHETIC_SCALE, MIN_ROWS, MIN_SYNTHETIC_SCALE, RICL_MAX_PROMPT, RICL_MIN_PROMPT, RICL_MIN_VALIDATION,
+    TaskData, TaskKind, TaskSpec,
 };
 use std::io::Write;
 use std::time::Instant;
@@ -72,16 +72,18 @@ pub fn cases() -> Vec<Case> {
         push(format!("{k} 16x{wmax} (smallest n/d)"), base(kind, 2 * wmax, wmax, 1.0));
         push(format!("{k} 64x4"), base(kind, 64, 4, 1.0));
         push(format!("{k} 128x6"), base(kind, 128, 6, 1.0));
-        let largest = if kernel == Kernel::Softmax { 168 } else { 1280 };
+        let largest = largest_admissible(2 * wmax, 100_000, |n| base(kind, n, wmax, 1.0));
         push(format!("{k} {largest}x{wmax} (largest n at d = {wmax})"), base(kind, largest, wmax, 1.0));
         push(format!("{k} 128x{wmax} smallest scale"), base(kind, 128, wmax, ATTN_MIN_SYNTHETIC_SCALE));
         push(format!("{k} 128x{wmax} largest scale"), base(kind, 128, wmax, ATTN_MAX_SYNTHETIC_SCALE));
         push(format!("{k} 128x{wmax} no ridge"), TaskSpec { reg_lambda: 0.0, ..base(kind, 128, wmax, 1.0) });
     }
-    // The largest admissible n at d = 2 and 4 (the 200,000 mWU cap).
-    push("attention 360x2 (n >> d)".to_string(), base(TaskKind::Attention(Kernel::Softmax), 360, 2, 1.0));
-    push("attention_linear 15000x2 (n >> d)".to_string(), base(TaskKind::Attention(Kernel::Linear), 15_000, 2, 1.0));
-    push("attention_linear 9500x4 (n >> d)".to_string(), base(TaskKind::Attention(Kernel::Linear), 9_500, 4, 1.0));
+    // The largest admissible n at d = 2 and 4 (the step-cost cap or the data limit).
+    for (kernel, d) in [(Kernel::Softmax, 2), (Kernel::Linear, 2), (Kernel::Linear, 4)] {
+        let kind = TaskKind::Attention(kernel);
+        let n = largest_admissible(ATTN_MIN_ROWS as u32, 1_000_000, |n| base(kind, n, d, 1.0));
+        push(format!("{} {n}x{d} (n >> d)", kind.full_name()), base(kind, n, d, 1.0));
+    }
     // ricl: the step's work depends on the prompt size m and the validation rows V only
     // (the scores are computed once when the task is built), so the sweep spans (m, V)
     // from the minimum to the cap.
@@ -93,22 +95,54 @@ pub fn cases() -> Vec<Case> {
         target_score: 1e-300,
     };
     let (pmin, vmin) = (RICL_MIN_PROMPT as u32, RICL_MIN_VALIDATION as u32);
-    // The Cholesky factorisations grow as m^3: at the cap the largest prompt is 128
-    // examples (1,456 validation rows). Up to m = 64 the 4 MiB data limit binds
-    // before the cap (the scores and their exponentials are part of the task's data).
+    // The Cholesky factorisations grow as m^3 and the evaluations as V·m; up to m = 64
+    // the 4 MiB data limit binds before the step-cost cap (the scores and their
+    // exponentials are part of the task's data). The largest rows are searched, not
+    // written down, so the sweep follows the price.
+    let most_rows = |m: u32| largest_admissible(vmin, 10_000_000, |v| ricl(m, 4, v, 0.9));
     push(format!("ricl {pmin}x{vmin} (minimum shape)"), ricl(pmin, 1, vmin, 0.9));
-    push(format!("ricl {pmin}x24000 (most validation rows)"), ricl(pmin, 4, 24_000, 0.9));
+    let v = most_rows(pmin);
+    push(format!("ricl {pmin}x{v} (most validation rows)"), ricl(pmin, 4, v, 0.9));
     push("ricl 16x14000".to_string(), ricl(16, 4, 14_000, 0.9));
     push("ricl 32x7500".to_string(), ricl(32, 4, 7500, 0.9));
     push("ricl 64x256 (the paper's)".to_string(), ricl(64, 4, 256, 0.9));
     push("ricl 64x256 balanced prompt".to_string(), ricl(64, 4, 256, 0.0));
-    push("ricl 64x3900 (near the data limit)".to_string(), ricl(64, 4, 3900, 0.9));
-    push("ricl 128x16 (largest prompt, fewest rows)".to_string(), ricl(128, 4, vmin, 0.9));
-    push("ricl 128x1450 (largest prompt, near the cap)".to_string(), ricl(128, 4, 1450, 0.9));
+    let v = most_rows(64);
+    push(format!("ricl 64x{v} (most rows at m = 64)"), ricl(64, 4, v, 0.9));
+    push("ricl 128x16 (fewest rows)".to_string(), ricl(128, 4, vmin, 0.9));
+    let v = most_rows(128);
+    push(format!("ricl 128x{v} (most rows at m = 128)"), ricl(128, 4, v, 0.9));
+    let mmax = RICL_MAX_PROMPT as u32;
+    if ricl(mmax, 4, vmin, 0.9).check_limits(&sweep_limits()).is_ok() {
+        let v = most_rows(mmax);
+        push(format!("ricl {mmax}x{vmin} (largest prompt, fewest rows)"), ricl(mmax, 4, vmin, 0.9));
+        push(format!("ricl {mmax}x{v} (largest prompt, most rows)"), ricl(mmax, 4, v, 0.9));
+    }
     // Wider synthetic inputs (N(0, 1) entries, W = I) exceed the score bound.
     push("ricl 128x256 d=16".to_string(), ricl(128, 16, 256, 0.9));
     push("ricl 64x256 ridge 1".to_string(), TaskSpec { reg_lambda: 1.0, ..ricl(64, 4, 256, 0.9) });
     out
+}
+
+/// The limits the sweep's cases must meet: the test network's (the same as every network's).
+fn sweep_limits() -> crate::pouw::task::TaskLimits {
+    crate::chain::params::ChainParams::test().task_limits
+}
+
+/// The largest `n` in `[lo, hi)` for which `spec(n)` is admissible, by bisection (the
+/// limits are monotone in a task's size); `lo` itself when nothing above it is.
+fn largest_admissible(lo: u32, hi: u32, spec: impl Fn(u32) -> TaskSpec) -> u32 {
+    let limits = sweep_limits();
+    let (mut ok, mut bad) = (lo, hi);
+    while bad - ok > 1 {
+        let mid = ok + (bad - ok) / 2;
+        if spec(mid).check_limits(&limits).is_ok() {
+            ok = mid;
+        } else {
+            bad = mid;
+        }
+    }
+    ok
 }
 
 /// One timed step of `p` from `x` with seed `r`.
@@ -212,8 +246,26 @@ mod tests {
     #[test]
     fn every_attention_and_ricl_case_of_the_sweep_is_admissible_on_the_test_network() {
         let limits = ChainParams::test().task_limits;
+        assert_eq!(limits, sweep_limits());
         for case in cases().into_iter().filter(|c| matches!(c.spec.kind, TaskKind::Attention(_) | TaskKind::Ricl)) {
             case.spec.check_limits(&limits).unwrap_or_else(|e| panic!("{}: {e}", case.name));
         }
+    }
+
+    /// The sweep's "largest" cases sit on the boundary of the admission domain.
+    #[test]
+    fn largest_admissible_finds_the_boundary_of_the_domain() {
+        let limits = ChainParams::test().task_limits;
+        let spec = |v: u32| TaskSpec {
+            kind: TaskKind::Ricl,
+            data: TaskData::RiclSynthetic { m: 64, d: 4, v, seed: 3, flip: 0.9 },
+            reg_lambda: 1e-4,
+            copyright: None,
+            target_score: 1e-300,
+        };
+        let v = largest_admissible(RICL_MIN_VALIDATION as u32, 10_000_000, spec);
+        assert!(v > RICL_MIN_VALIDATION as u32);
+        assert!(spec(v).check_limits(&limits).is_ok());
+        assert!(spec(v + 1).check_limits(&limits).is_err());
     }
 }

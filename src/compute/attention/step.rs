@@ -77,7 +77,7 @@ pub fn residual_ridge_scale(objective: f64, b_norm2: f64) -> f64 {
 /// Fixed per-step overhead in priced flops (allocations of the per-block buffers, the
 /// transcript's SHA-256, the random streams' set-up), per kernel `[softmax, linear]`;
 /// fitted with [`ATTN_CLASS_WEIGHTS_16`].
-pub const ATTN_STEP_OVERHEAD_FLOPS: [u64; 2] = [135_094, 360_880];
+pub const ATTN_STEP_OVERHEAD_FLOPS: [u64; 2] = [471_635, 379_081];
 
 /// Everything the price of a step depends on, known from a task spec before any data is
 /// built.
@@ -190,8 +190,8 @@ pub fn attention_flop_classes(shape: &AttentionShape) -> AttnFlopClasses {
 /// kernel's gemm weight at 0 (its gemms grow with the elementwise and factor work on every
 /// admissible shape); it is held at 1/16.
 pub const ATTN_CLASS_WEIGHTS_16: [AttnFlopClasses; 2] = [
-    AttnFlopClasses { transcendental: 16, elementwise: 757, gemm: 8, factor: 524, rows: 65_740 },
-    AttnFlopClasses { transcendental: 16, elementwise: 715, gemm: 1, factor: 531, rows: 17_262 },
+    AttnFlopClasses { transcendental: 16, elementwise: 781, gemm: 11, factor: 69, rows: 2_624 },
+    AttnFlopClasses { transcendental: 16, elementwise: 987, gemm: 1, factor: 73, rows: 9_765 },
 ];
 
 /// The price of one step of this shape in mWU: the flop classes weighted by the kernel's

@@ -3,8 +3,9 @@
 //!
 //! # Consensus
 //! Same contract as the kernels: `L[i,j] = (chain_{k<j} fma(-L[i,k], L[j,k], A[i,j])) / L[j,j]`
-//! and `L[j,j] = sqrt(chain_{k<j} fma(-L[j,k], L[j,k], A[j,j]))`, `k` ascending. A pivot that
-//! is not `> 0` (or is NaN) fails with its index and value.
+//! and `L[j,j] = sqrt(chain_{k<j} fma(-L[j,k], L[j,k], A[j,j]))`, `k` ascending
+//! ([`kernels::cholesky`], SIMD across the rows of a column). A pivot that is not `> 0`
+//! and finite fails with its index and value.
 
 use super::{Mat, count_flops, kernels};
 
@@ -46,34 +47,32 @@ pub struct Cholesky {
 }
 
 impl Cholesky {
-    /// Factors `a + shift·I` (only the lower triangle of `a` is read).
+    /// Factors `a + shift·I` (only the lower triangle of `a` is read), by [`kernels::cholesky`].
+    ///
+    /// # Errors
+    /// The first pivot that is not `> 0` and finite. The work is the same either way.
     pub fn factor_shifted(a: &Mat, shift: f64) -> Result<Cholesky, CholError> {
+        match Cholesky::factor_flagged(a, shift)? {
+            (c, None) => Ok(c),
+            (_, Some(e)) => Err(e),
+        }
+    }
+
+    /// Factors `a + shift·I` whatever the matrix: the first pivot that is not `> 0` and
+    /// finite comes back as the error beside a factor in which it was replaced by `1` (not
+    /// a factor of `a`; its solves are finite whenever the matrix is). For the mining steps
+    /// whose candidates may be indefinite: a failed candidate does the same work as any
+    /// other and is scored, not skipped.
+    ///
+    /// # Errors
+    /// Only a non-square `a`.
+    pub fn factor_flagged(a: &Mat, shift: f64) -> Result<(Cholesky, Option<CholError>), CholError> {
         let n = a.rows();
         if a.cols() != n {
             return Err(CholError::NotSquare { rows: n, cols: a.cols() });
         }
-        count_flops((n * n * n / 3) as u64);
-        let mut l = Mat::zeros(n, n);
-        for j in 0..n {
-            let mut s = a.get(j, j) + shift;
-            for k in 0..j {
-                let ljk = l.get(j, k);
-                s = (-ljk).mul_add(ljk, s);
-            }
-            if !(s > 0.0) || !s.is_finite() {
-                return Err(CholError::NotPositiveDefinite { pivot: j, value: s });
-            }
-            let ljj = s.sqrt();
-            l.set(j, j, ljj);
-            for i in j + 1..n {
-                let mut s = a.get(i, j);
-                for k in 0..j {
-                    s = (-l.get(i, k)).mul_add(l.get(j, k), s);
-                }
-                l.set(i, j, s / ljj);
-            }
-        }
-        Ok(Cholesky { l })
+        let (l, failed) = kernels::cholesky(a, shift);
+        Ok((Cholesky { l }, failed.map(|(pivot, value)| CholError::NotPositiveDefinite { pivot, value })))
     }
 
     /// Factors `a`.

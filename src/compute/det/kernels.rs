@@ -430,3 +430,58 @@ pub fn trsm_rows_with(path: Path, l: &Mat, m: &mut Mat) {
         Path::Avx2Fma | Path::Avx512 => unreachable!("checked() admits no x86 path here"),
     }
 }
+
+/// The Cholesky factor `L` of `a + shift·I` (only the lower triangle of `a` is read),
+/// row-major with zeros above the diagonal, and the first pivot that was not `> 0` and
+/// finite with its value. Such a pivot is replaced by `1` and the factorisation goes on, so
+/// the work is the same for every matrix of the order (a mining step's cost must not depend
+/// on its data, DESIGN.md §3.2); a factor with a failed pivot is not a factor of `a`.
+///
+/// # Consensus
+/// `L[j,j] = sqrt(chain_{k<j} fma(-L[j,k], L[j,k], a[j,j] + shift))` and
+/// `L[i,j] = (chain_{k<j} fma(-L[i,k], L[j,k], a[i,j])) / L[j,j]`, `k` ascending
+/// ([`reference::cholesky`]).
+///
+/// # Panics
+/// If `a` is not square.
+pub fn cholesky(a: &Mat, shift: f64) -> (Mat, Option<(usize, f64)>) {
+    cholesky_with(Path::detect(), a, shift)
+}
+
+/// [`cholesky`] on a chosen [`Path`]: the columns' updates run with the rows below the
+/// pivot across SIMD lanes.
+///
+/// # Panics
+/// If `a` is not square, or if the path is not available.
+pub fn cholesky_with(path: Path, a: &Mat, shift: f64) -> (Mat, Option<(usize, f64)>) {
+    let n = a.rows();
+    assert_eq!(a.cols(), n, "cholesky: a is not square");
+    count_flops((n * n * n / 3) as u64);
+    let mut lt = vec![0.0; n * n];
+    let failed = match path.checked() {
+        Path::Portable => level2::chol_body::<mac::Fused>(a, shift, &mut lt),
+        Path::SoftFma => level2::chol_body::<mac::Soft>(a, shift, &mut lt),
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2Fma => {
+            // SAFETY: `checked` returned Avx2Fma, so is_x86_feature_detected! found avx2
+            // and fma, the features `chol_avx2` enables.
+            #[allow(unsafe_code)]
+            unsafe {
+                x86::chol_avx2(a, shift, &mut lt)
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512 => {
+            // SAFETY: `checked` returned Avx512, so is_x86_feature_detected! found avx512f,
+            // avx2 and fma, the features `chol_avx512` enables.
+            #[allow(unsafe_code)]
+            unsafe {
+                x86::chol_avx512(a, shift, &mut lt)
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Path::Avx2Fma | Path::Avx512 => unreachable!("checked() admits no x86 path here"),
+    };
+    let l = Mat::from_fn(n, n, |i, j| if i >= j { lt[j * n + i] } else { 0.0 });
+    (l, failed)
+}

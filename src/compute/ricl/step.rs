@@ -168,7 +168,7 @@ pub fn ricl_flop_classes(shape: &RiclShape) -> RiclFlopClasses {
 
 /// Fixed per-step overhead in priced flops (allocations, the transcript's SHA-256, the
 /// random streams' set-up), fitted with [`RICL_CLASS_WEIGHTS_16`].
-pub const RICL_STEP_OVERHEAD_FLOPS: u64 = 185_185;
+pub const RICL_STEP_OVERHEAD_FLOPS: u64 = 213_667;
 
 /// Calibrated weights of the flop classes, in sixteenths of a priced flop: fitted so that
 /// every ricl case of `gradientcoin bench cost` replays at the softmax family's median µs
@@ -179,7 +179,7 @@ pub const RICL_STEP_OVERHEAD_FLOPS: u64 = 185_185;
 /// product and a division per weight) cost 28 priced flops per counted flop, the
 /// Cholesky factorisations 35 (scalar, column by column).
 pub const RICL_CLASS_WEIGHTS_16: RiclFlopClasses =
-    RiclFlopClasses { transcendental: 260, elementwise: 442, gemm: 5, factor: 563 };
+    RiclFlopClasses { transcendental: 260, elementwise: 256, gemm: 18, factor: 78 };
 
 /// The price of one step of this shape in mWU: the flop classes weighted by
 /// [`RICL_CLASS_WEIGHTS_16`], plus the fixed overhead, rounded up. Integer arithmetic only.

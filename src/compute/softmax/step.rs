@@ -75,7 +75,7 @@ pub const PERTURB_FLOOR_OF_BOX: f64 = 1.0 / 1024.0;
 /// Fixed per-step overhead in priced flops (allocation, the transcript's SHA-256, the
 /// random streams' set-up), added to every step's price so small shapes pay for it;
 /// fitted with [`CLASS_WEIGHTS_16`].
-pub const STEP_OVERHEAD_FLOPS: u64 = 92_509;
+pub const STEP_OVERHEAD_FLOPS: u64 = 94_919;
 
 /// Everything the cost of a step depends on: known from a task spec before any data is
 /// built, so admission can refuse an over-priced task cheaply.
@@ -172,7 +172,7 @@ pub fn step_flops(shape: &StepShape) -> u64 {
 /// (several classes grow together with n·d; the elementwise weight absorbs the per-row
 /// memory passes), so the weights are a good price, not a measurement of each class.
 pub const CLASS_WEIGHTS_16: FlopClasses =
-    FlopClasses { transcendental: 283, elementwise: 94, level2: 39, gram: 16, factor: 530 };
+    FlopClasses { transcendental: 310, elementwise: 23, level2: 45, gram: 16, factor: 23 };
 
 /// The price of one step of this shape in mWU: the flop classes weighted by
 /// [`CLASS_WEIGHTS_16`], plus the fixed overhead, rounded up. Integer arithmetic only.

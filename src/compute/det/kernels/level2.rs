@@ -252,3 +252,63 @@ fn store_rows<const W: usize>(m: &mut Mat, r0: usize, w: usize, buf: &[[f64; W]]
         }
     }
 }
+
+/// Cholesky of `a + shift·I` into `lt`, column-major (`lt[j*n + i] = L[i,j]`, `i >= j`;
+/// the entries above the diagonal are left as they are). Column `j` starts from `a[i][j]`
+/// (`+ shift` on the diagonal) and takes `fma(-L[i,k], L[j,k], ·)` for `k = 0, 1, ..., j-1`
+/// in that order, all rows `i >= j` side by side (columns of `L` are contiguous in `lt`).
+/// A pivot that is not `> 0` and finite is recorded (the first one, with its value) and
+/// replaced by `1`, so the work never depends on the data.
+#[inline(always)]
+pub(super) fn chol_body<M: Mac>(a: &Mat, shift: f64, lt: &mut [f64]) -> Option<(usize, f64)> {
+    let n = a.rows();
+    let mut failed = None;
+    for j in 0..n {
+        let (done, rest) = lt.split_at_mut(j * n);
+        let w = &mut rest[j..n];
+        for (r, wi) in w.iter_mut().enumerate() {
+            *wi = a.get(j + r, j);
+        }
+        w[0] += shift;
+        // Four columns of `L` per pass over `w`: each entry's chain still takes k in
+        // ascending order, with a quarter of the loads and stores of `w`.
+        let mut k = 0;
+        while k + 4 <= j {
+            let (c0, c1, c2, c3) = (
+                &done[k * n + j..k * n + n],
+                &done[(k + 1) * n + j..(k + 1) * n + n],
+                &done[(k + 2) * n + j..(k + 2) * n + n],
+                &done[(k + 3) * n + j..(k + 3) * n + n],
+            );
+            let (l0, l1, l2, l3) = (c0[0], c1[0], c2[0], c3[0]);
+            for r in 0..w.len() {
+                let mut s = w[r];
+                s = M::mac(-c0[r], l0, s);
+                s = M::mac(-c1[r], l1, s);
+                s = M::mac(-c2[r], l2, s);
+                s = M::mac(-c3[r], l3, s);
+                w[r] = s;
+            }
+            k += 4;
+        }
+        while k < j {
+            let c = &done[k * n + j..k * n + n];
+            let l0 = c[0];
+            for (wi, ci) in w.iter_mut().zip(c) {
+                *wi = M::mac(-*ci, l0, *wi);
+            }
+            k += 1;
+        }
+        let mut s = w[0];
+        if !(s > 0.0 && s.is_finite()) {
+            failed.get_or_insert((j, s));
+            s = 1.0;
+        }
+        let ljj = s.sqrt();
+        w[0] = ljj;
+        for wi in &mut w[1..] {
+            *wi /= ljj;
+        }
+    }
+    failed
+}

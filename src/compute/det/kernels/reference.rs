@@ -147,3 +147,38 @@ pub fn trsm_rows(l: &Mat, m: &mut Mat) {
         }
     }
 }
+
+/// The Cholesky factor of `a + shift·I` (lower triangle of `a` read), row-major, zero above
+/// the diagonal: `L[j,j] = sqrt(chain_{k<j} fma(-L[j,k], L[j,k], a[j,j] + shift))`,
+/// `L[i,j] = (chain_{k<j} fma(-L[i,k], L[j,k], a[i,j])) / L[j,j]`. The first pivot that is
+/// not `> 0` and finite is returned with its value, and replaced by `1`.
+///
+/// # Panics
+/// If `a` is not square.
+pub fn cholesky(a: &Mat, shift: f64) -> (Mat, Option<(usize, f64)>) {
+    let n = a.rows();
+    assert_eq!(a.cols(), n, "cholesky: a is not square");
+    let mut l = Mat::zeros(n, n);
+    let mut failed = None;
+    for j in 0..n {
+        let mut s = a.get(j, j) + shift;
+        for k in 0..j {
+            let ljk = l.get(j, k);
+            s = (-ljk).mul_add(ljk, s);
+        }
+        if !(s > 0.0 && s.is_finite()) {
+            failed.get_or_insert((j, s));
+            s = 1.0;
+        }
+        let ljj = s.sqrt();
+        l.set(j, j, ljj);
+        for i in j + 1..n {
+            let mut s = a.get(i, j);
+            for k in 0..j {
+                s = (-l.get(i, k)).mul_add(l.get(j, k), s);
+            }
+            l.set(i, j, s / ljj);
+        }
+    }
+    (l, failed)
+}

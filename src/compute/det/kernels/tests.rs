@@ -631,3 +631,46 @@ fn large_problems_match_reference() {
         assert_same(got_m.data(), want_m.data(), &format!("trsm {n}x{d} on {path}"));
     }
 }
+
+/// `GᵀG` for a random `(n + 2) x n` matrix `G`: positive definite.
+fn rand_spd(r: &mut DetRng, n: usize) -> Mat {
+    let g = rand_mat(r, n + 2, n, 0.0);
+    let mut a = Mat::zeros(n, n);
+    reference::gemm(g.t(), g.view(), &mut a, false);
+    a
+}
+
+#[test]
+fn cholesky_matches_reference_on_definite_indefinite_and_special_matrices() {
+    let mut r = rng(11);
+    // Orders around the 4-column unroll and the SIMD widths.
+    for &n in &[0, 1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 33, 70] {
+        let spd = rand_spd(&mut r, n);
+        let indefinite = rand_mat(&mut r, n, n, 0.0);
+        let special = rand_mat(&mut r, n, n, 0.15);
+        for (what, a, shift) in [
+            ("spd", &spd, 0.0),
+            ("spd shifted", &spd, 0.75),
+            ("indefinite", &indefinite, 0.0),
+            ("special", &special, 1.0),
+        ] {
+            let (want, want_failed) = reference::cholesky(a, shift);
+            for path in all_paths() {
+                let (got, got_failed) = cholesky_with(path, a, shift);
+                let what = format!("cholesky {what} n={n} on {path}");
+                assert_same(got.data(), want.data(), &what);
+                match (got_failed, want_failed) {
+                    (None, None) => {}
+                    (Some((gp, gv)), Some((wp, wv))) => assert!(gp == wp && same(gv, wv), "{what}: failed pivot"),
+                    other => panic!("{what}: failed pivots differ: {other:?}"),
+                }
+            }
+            if what == "spd" && n > 0 {
+                assert!(want_failed.is_none(), "a Gram matrix of full rank factors");
+            }
+            if what == "indefinite" && n > 8 {
+                assert!(want_failed.is_some(), "a random matrix of order {n} is not definite");
+            }
+        }
+    }
+}

@@ -7,7 +7,7 @@
 //! dispatchers in `kernels` check first.
 
 use super::gemm::{Blocking, GemmJob, gemm_blocked};
-use super::level2::{axpy_body, dot_body, gemv_body, trsm_body};
+use super::level2::{axpy_body, chol_body, dot_body, gemv_body, trsm_body};
 use super::mac::Fused;
 use crate::compute::det::{Mat, MatRef};
 
@@ -77,4 +77,16 @@ pub(super) fn trsm_avx2(l: &Mat, m: &mut Mat) {
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub(super) fn trsm_avx512(l: &Mat, m: &mut Mat) {
     trsm_body::<Fused, 64>(l, m)
+}
+
+/// Cholesky with its column updates on ymm vectors.
+#[target_feature(enable = "avx2,fma")]
+pub(super) fn chol_avx2(a: &Mat, shift: f64, lt: &mut [f64]) -> Option<(usize, f64)> {
+    chol_body::<Fused>(a, shift, lt)
+}
+
+/// Cholesky with its column updates on zmm vectors.
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(super) fn chol_avx512(a: &Mat, shift: f64, lt: &mut [f64]) -> Option<(usize, f64)> {
+    chol_body::<Fused>(a, shift, lt)
 }
