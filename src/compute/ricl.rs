@@ -25,8 +25,8 @@ mod synthetic;
 pub use objective::{Eval, Level};
 pub use solve::{FineTune, Laricl, RiclSolver, projected_gradient};
 pub use step::{
-    RICL_CLASS_WEIGHTS_16, RICL_LM_CANDIDATES, RICL_STEP_OVERHEAD_FLOPS, RICL_TICKET_RULE, RiclFlopClasses, RiclShape,
-    RiclStepRule, ricl_flop_classes, ricl_step_cost_mwu,
+    RICL_CLASS_WEIGHTS_16, RICL_LM_CANDIDATES, RICL_NEWTON_CANDIDATES, RICL_STEP_OVERHEAD_FLOPS, RICL_TICKET_RULE,
+    RiclFlopClasses, RiclShape, RiclStepRule, ricl_flop_classes, ricl_step_cost_mwu,
 };
 pub use synthetic::{RiclData, RiclSynthetic};
 

@@ -1256,11 +1256,11 @@ mod tests {
             let e = ricl(m, d, v).check_limits(&limits()).unwrap_err();
             assert!(matches!(e, TaskError::RiclShape { .. }), "{m}x{d}x{v}: {e}");
         }
-        // The m³ factorisations make the step-cost cap bind at the largest prompt: 256
-        // examples take up to 587 validation rows.
-        assert!(ricl(256, 4, 587).check_limits(&limits()).is_ok());
-        let e = ricl(256, 4, 588).check_limits(&limits()).unwrap_err();
-        assert!(matches!(e, TaskError::TooCostly { .. }), "256x588: {e}");
+        // The step's seven m³ factorisations put a 256-example prompt above the step-cost
+        // cap at any V; 128 examples reach the data limit (2,006 rows) below the cap.
+        assert!(ricl(128, 4, 2006).check_limits(&limits()).is_ok());
+        let e = ricl(256, 4, 16).check_limits(&limits()).unwrap_err();
+        assert!(matches!(e, TaskError::TooCostly { .. }), "256x16: {e}");
         let s = TaskSpec { reg_lambda: 0.0, ..ricl(64, 4, 256) };
         assert!(matches!(s.check_limits(&limits()), Err(TaskError::BadValue { .. })));
         // Ricl data for a softmax task and softmax data for a ricl task.

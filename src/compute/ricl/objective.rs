@@ -189,13 +189,22 @@ impl RiclProblem {
     /// The exact Hessian of the data term, `(JacᵀJac + S)/V` with the second-order part
     /// `S = diag(Jacᵀr) − Pᵀdiag(r)Jac − Jacᵀdiag(r)P` (`P = π`, from
     /// `∂²ŷ_v/∂θ_i∂θ_j = δ_ij Jac_vi − π_vi Jac_vj − Jac_vi π_vj`); the ridge is the
-    /// factorisation's shift. Off-chain (the solve's Newton steps): it is not positive
-    /// definite everywhere. [V] against finite differences of the gradient.
+    /// factorisation's shift. It is not positive definite everywhere. [V] against finite
+    /// differences of the gradient.
     pub fn data_hessian(&self, ev: &Eval) -> Mat {
+        self.hessian_from(ev, &self.normal_matrix(ev))
+    }
+
+    /// [`RiclProblem::data_hessian`] from the Gauss–Newton matrix `nm = JacᵀJac/V` of the
+    /// same evaluation: `H[i,j] = (Jacᵀr[i]·δ_ij − M[i,j] − M[j,i])/V + nm[i,j]` with `M =
+    /// Pᵀdiag(r)Jac` (one `gemm`, one `gemv`), so a step that has `nm` pays only for `S`.
+    ///
+    /// # Consensus
+    /// Part of every ricl ticket step: `diag(r)Jac` row by row, `M = det::gemm(Pᵀ,
+    /// diag(r)Jac)`, `Jacᵀr = det::gemv`, then each entry as written, left to right.
+    pub fn hessian_from(&self, ev: &Eval, nm: &Mat) -> Mat {
         let jac = ev.jac.as_ref().expect("a gradient-level evaluation");
         let (m, v) = (self.m(), self.v());
-        let mut h = Mat::zeros(m, m);
-        det::syrk(jac.view(), None, &mut h);
         let mut rj = jac.clone();
         for k in 0..v {
             let rk = ev.r[k];
@@ -207,13 +216,14 @@ impl RiclProblem {
         det::gemm(ev.pi.t(), rj.view(), &mut pm, false);
         let mut jr = vec![0.0; m];
         det::gemv(jac.t(), &ev.r, &mut jr, false);
-        count_flops((v * m + 4 * m * m) as u64);
+        count_flops((v * m + 4 * m * m + m) as u64);
         let inv_v = 1.0 / v as f64;
+        let mut h = Mat::zeros(m, m);
         for i in 0..m {
             for j in 0..m {
                 let diag = if i == j { jr[i] } else { 0.0 };
-                let x = h.get(i, j) + diag - pm.get(i, j) - pm.get(j, i);
-                h.set(i, j, x * inv_v);
+                let x = (diag - pm.get(i, j) - pm.get(j, i)) * inv_v + nm.get(i, j);
+                h.set(i, j, x);
             }
         }
         h

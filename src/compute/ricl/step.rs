@@ -50,6 +50,8 @@ use crate::compute::softmax::damping;
 pub const RICL_LM_CANDIDATES: usize = 4;
 /// `log2` of the ratio between consecutive shifts.
 pub const RICL_LM_STEP_LOG2: usize = 6;
+/// Newton candidates: the smallest shifts applied to the exact Hessian as well.
+pub const RICL_NEWTON_CANDIDATES: usize = 3;
 
 /// The smallest step length of [`RiclStepRule::GradientPath`] (the paper's `η = 10`,
 /// SOLVERS.md §2.2, sits at its third candidate).
@@ -66,6 +68,10 @@ pub enum RiclStepRule {
         candidates: usize,
         /// `log2` of the ratio between consecutive shifts.
         log2_ratio: usize,
+        /// Newton candidates: the first `newton` shifts also applied to the exact Hessian
+        /// ([`RiclProblem::hessian_from`]); one whose shifted Hessian is not positive
+        /// definite is factored all the same and scored `+inf`.
+        newton: usize,
     },
     /// Projected gradient descent: `candidates` step lengths `η₀·4^j` along `−∇J`
     /// (no Gauss–Newton matrix): the paper's algorithm as a ticket.
@@ -77,25 +83,34 @@ pub enum RiclStepRule {
 
 impl RiclStepRule {
     /// Every rule `bench mining` measures, the consensus one first.
-    pub const ALL: [RiclStepRule; 5] = [
+    pub const ALL: [RiclStepRule; 8] = [
         RICL_TICKET_RULE,
-        RiclStepRule::LmPath { candidates: 6, log2_ratio: 4 },
-        RiclStepRule::LmPath { candidates: 3, log2_ratio: 8 },
-        RiclStepRule::LmPath { candidates: 2, log2_ratio: 12 },
+        RiclStepRule::LmPath { candidates: 4, log2_ratio: 6, newton: 2 },
+        RiclStepRule::LmPath { candidates: 4, log2_ratio: 6, newton: 1 },
+        RiclStepRule::LmPath { candidates: 5, log2_ratio: 6, newton: 3 },
+        RiclStepRule::LmPath { candidates: 3, log2_ratio: 8, newton: 2 },
+        RiclStepRule::LmPath { candidates: 4, log2_ratio: 6, newton: 0 },
+        RiclStepRule::LmPath { candidates: 6, log2_ratio: 4, newton: 0 },
         RiclStepRule::GradientPath { candidates: 6 },
     ];
 
     /// Candidates tried (each one evaluation of the objective).
     pub fn candidates(self) -> usize {
         match self {
-            RiclStepRule::LmPath { candidates, .. } | RiclStepRule::GradientPath { candidates } => candidates,
+            RiclStepRule::LmPath { candidates, newton, .. } => candidates + newton,
+            RiclStepRule::GradientPath { candidates } => candidates,
         }
     }
 
-    /// Stable name, e.g. `lm-path 6x16`.
+    /// Stable name, e.g. `lm-path 6x16` or `lm-path 4x64+newton 2`.
     pub fn name(self) -> String {
         match self {
-            RiclStepRule::LmPath { candidates, log2_ratio } => format!("lm-path {candidates}x{}", 1u64 << log2_ratio),
+            RiclStepRule::LmPath { candidates, log2_ratio, newton: 0 } => {
+                format!("lm-path {candidates}x{}", 1u64 << log2_ratio)
+            }
+            RiclStepRule::LmPath { candidates, log2_ratio, newton } => {
+                format!("lm-path {candidates}x{}+newton {newton}", 1u64 << log2_ratio)
+            }
             RiclStepRule::GradientPath { candidates } => format!("gradient-path {candidates}x4"),
         }
     }
@@ -105,8 +120,11 @@ impl RiclStepRule {
 ///
 /// # Consensus
 /// Every ricl ticket step is this rule.
-pub const RICL_TICKET_RULE: RiclStepRule =
-    RiclStepRule::LmPath { candidates: RICL_LM_CANDIDATES, log2_ratio: RICL_LM_STEP_LOG2 };
+pub const RICL_TICKET_RULE: RiclStepRule = RiclStepRule::LmPath {
+    candidates: RICL_LM_CANDIDATES,
+    log2_ratio: RICL_LM_STEP_LOG2,
+    newton: RICL_NEWTON_CANDIDATES,
+};
 
 /// Everything the price of a step depends on, known from a task spec before any data is
 /// built.
@@ -152,23 +170,44 @@ fn eval_classes(m: u64, v: u64, level: Level, c: &mut RiclFlopClasses) {
 
 /// Flops of one consensus step of a task of this shape, by formula and class.
 pub fn ricl_flop_classes(shape: &RiclShape) -> RiclFlopClasses {
+    rule_flop_classes(RICL_TICKET_RULE, shape)
+}
+
+/// Flops of one step by `rule`, by formula and class.
+pub fn rule_flop_classes(rule: RiclStepRule, shape: &RiclShape) -> RiclFlopClasses {
     let (m, v) = (shape.m as u64, shape.v as u64);
     let mut c = RiclFlopClasses::default();
     c.elementwise += 3 * m + m; // perturbation, box
     eval_classes(m, v, Level::Gradient, &mut c);
-    c.gemm += v * m * (m + 1) + v * m; // syrk
-    c.elementwise += m * m + m + m; // 1/V scaling, ridge trace, negated gradient
-    for _ in 0..RICL_LM_CANDIDATES {
+    let factorisations = match rule {
+        RiclStepRule::LmPath { candidates, newton, .. } => {
+            c.gemm += v * m * (m + 1) + v * m; // syrk
+            c.elementwise += m * m + m + m; // 1/V scaling, ridge trace, negated gradient
+            if newton > 0 {
+                // diag(r)Jac, M = Pᵀdiag(r)Jac, Jacᵀr, the entries.
+                c.gemm += 2 * m * v * m + 2 * v * m;
+                c.elementwise += v * m + 4 * m * m + m;
+            }
+            candidates + newton
+        }
+        RiclStepRule::GradientPath { .. } => 0,
+    };
+    for _ in 0..factorisations {
         c.factor += m * m * m / 3 + 2 * m * m;
+    }
+    for _ in 0..rule.candidates() {
         c.elementwise += 2 * m; // step, box
         eval_classes(m, v, Level::Value, &mut c);
+    }
+    if let RiclStepRule::GradientPath { candidates } = rule {
+        c.elementwise += candidates as u64 * m; // the scaled gradients
     }
     c
 }
 
 /// Fixed per-step overhead in priced flops (allocations, the transcript's SHA-256, the
 /// random streams' set-up), fitted with [`RICL_CLASS_WEIGHTS_16`].
-pub const RICL_STEP_OVERHEAD_FLOPS: u64 = 213_667;
+pub const RICL_STEP_OVERHEAD_FLOPS: u64 = 276_385;
 
 /// Calibrated weights of the flop classes, in sixteenths of a priced flop: fitted so that
 /// every ricl case of `gradientcoin bench cost` replays at the softmax family's median µs
@@ -179,7 +218,7 @@ pub const RICL_STEP_OVERHEAD_FLOPS: u64 = 213_667;
 /// product and a division per weight) cost 28 priced flops per counted flop, the
 /// Cholesky factorisations 35 (scalar, column by column).
 pub const RICL_CLASS_WEIGHTS_16: RiclFlopClasses =
-    RiclFlopClasses { transcendental: 260, elementwise: 256, gemm: 18, factor: 78 };
+    RiclFlopClasses { transcendental: 260, elementwise: 329, gemm: 4, factor: 80 };
 
 /// The price of one step of this shape in mWU: the flop classes weighted by
 /// [`RICL_CLASS_WEIGHTS_16`], plus the fixed overhead, rounded up. Integer arithmetic only.
@@ -231,28 +270,42 @@ impl RiclProblem {
         transcript.vector(&g);
         let candidates = rule.candidates();
         let mut best: Option<(usize, f64, Vec<f64>)> = None;
-        let mut try_candidate = |j: usize, dir: Vec<f64>, transcript: &mut Transcript| -> Result<(), ProblemError> {
-            require_finite("search direction", &dir)?;
-            transcript.vector(&dir);
-            count_flops(theta.len() as u64);
-            let cand = self.project(theta.iter().zip(&dir).map(|(t, d)| t + d).collect());
-            let value = self.eval(&cand, Level::Value).map_or(f64::INFINITY, |e| e.value);
-            transcript.scalar(value);
-            if value < ev.value && best.as_ref().is_none_or(|(_, v, _)| value < *v) {
-                best = Some((j, value, cand));
-            }
-            Ok(())
-        };
+        // A candidate whose factorisation failed (`failed`) is stepped with a zero direction
+        // and scored `+inf`: the same work as any other, and never taken.
+        let mut try_candidate =
+            |j: usize, mut dir: Vec<f64>, failed: bool, transcript: &mut Transcript| -> Result<(), ProblemError> {
+                if failed {
+                    dir.fill(0.0);
+                }
+                require_finite("search direction", &dir)?;
+                transcript.vector(&dir);
+                count_flops(theta.len() as u64);
+                let cand = self.project(theta.iter().zip(&dir).map(|(t, d)| t + d).collect());
+                let value = self.eval(&cand, Level::Value).map_or(f64::INFINITY, |e| e.value);
+                let value = if failed { f64::INFINITY } else { value };
+                transcript.scalar(value);
+                if value < ev.value && best.as_ref().is_none_or(|(_, v, _)| value < *v) {
+                    best = Some((j, value, cand));
+                }
+                Ok(())
+            };
         match rule {
-            RiclStepRule::LmPath { log2_ratio, .. } => {
+            RiclStepRule::LmPath { candidates, log2_ratio, newton } => {
                 let nm = self.normal_matrix(&ev);
                 let base = sketch::ridge(&nm) * damping(seed);
                 count_flops(g.len() as u64);
                 let neg: Vec<f64> = g.iter().map(|v| -v).collect();
+                let shift = |j: usize| self.lambda + base * (1u64 << (log2_ratio * j)) as f64;
                 for j in 0..candidates {
-                    let factor = (1u64 << (log2_ratio * j)) as f64;
-                    let chol = Cholesky::factor_shifted(&nm, self.lambda + base * factor)?;
-                    try_candidate(j, chol.solve(&neg), &mut transcript)?;
+                    let chol = Cholesky::factor_shifted(&nm, shift(j))?;
+                    try_candidate(j, chol.solve(&neg), false, &mut transcript)?;
+                }
+                if newton > 0 {
+                    let h = self.hessian_from(&ev, &nm);
+                    for j in 0..newton {
+                        let (chol, failed) = Cholesky::factor_flagged(&h, shift(j))?;
+                        try_candidate(candidates + j, chol.solve(&neg), failed.is_some(), &mut transcript)?;
+                    }
                 }
             }
             RiclStepRule::GradientPath { .. } => {
@@ -260,7 +313,7 @@ impl RiclProblem {
                 for j in 0..candidates {
                     let eta = eta0 * (1u64 << (2 * j)) as f64;
                     count_flops(g.len() as u64);
-                    try_candidate(j, g.iter().map(|v| -eta * v).collect(), &mut transcript)?;
+                    try_candidate(j, g.iter().map(|v| -eta * v).collect(), false, &mut transcript)?;
                 }
             }
         }

@@ -200,10 +200,41 @@ fn equal_seeds_give_equal_bits_and_different_seeds_different_outputs() {
 fn the_transcript_absorbs_every_stage_in_the_documented_order() {
     let (p, _) = paper(7, 0.9);
     let (out, stages) = p.ticket_step(&p.init(), &[4u8; 32], Transcript::recording("ricl")).unwrap();
-    assert_eq!(stages.len(), 2 + 2 * RICL_LM_CANDIDATES + 1);
+    assert_eq!(stages.len(), 2 + 2 * (RICL_LM_CANDIDATES + RICL_NEWTON_CANDIDATES) + 1);
     assert!(matches!(stages[0], crate::compute::problem::Stage::Scalar(_)));
     assert!(matches!(&stages[1], crate::compute::problem::Stage::Vector(g) if g.len() == p.m()));
     assert_eq!(out.digest, Transcript::digest_of("ricl", &stages));
+}
+
+/// Attack: far from a minimum the exact Hessian is indefinite. A miner must not get a
+/// cheaper step there (a factorisation that stops at the failed pivot) nor an output from
+/// a failed candidate: it does the whole work, is scored `+inf` and is never taken.
+#[test]
+fn an_indefinite_hessian_costs_the_full_step_and_its_newton_candidate_is_never_taken() {
+    let (p, _) = paper(2, 0.9);
+    let (_, w0) = counted(|| p.step(&p.init(), &[3u8; 32]).unwrap());
+    let mut failed_seen = 0;
+    for seed in 0..8u8 {
+        let x = Params(theta_random(p.m(), u64::from(seed), 4.0));
+        let ((out, stages), w) = counted(|| p.ticket_step(&x, &[seed; 32], Transcript::recording("ricl")).unwrap());
+        assert_eq!(w, w0, "seed {seed}: the work does not depend on the iterate");
+        // Stages: value, gradient, then (direction, value) per candidate, then the index.
+        let value = |c: usize| match stages[2 + 2 * c + 1] {
+            crate::compute::problem::Stage::Scalar(v) => v,
+            ref other => panic!("candidate {c}: {other:?}"),
+        };
+        let Some(crate::compute::problem::Stage::Index(chosen)) = stages.last() else { panic!("no index") };
+        for c in RICL_LM_CANDIDATES..RICL_LM_CANDIDATES + RICL_NEWTON_CANDIDATES {
+            if value(c) == f64::INFINITY {
+                failed_seen += 1;
+                assert_ne!(*chosen as usize, c, "seed {seed}: a failed candidate is never chosen");
+                let crate::compute::problem::Stage::Vector(dir) = &stages[2 + 2 * c] else { panic!() };
+                assert!(dir.iter().all(|&d| d == 0.0), "seed {seed}: a failed candidate's direction is zero");
+            }
+        }
+        assert!(out.objective.is_finite());
+    }
+    assert!(failed_seen > 0, "some of these iterates have an indefinite shifted Hessian");
 }
 
 #[test]
