@@ -1256,11 +1256,13 @@ mod tests {
             let e = ricl(m, d, v).check_limits(&limits()).unwrap_err();
             assert!(matches!(e, TaskError::RiclShape { .. }), "{m}x{d}x{v}: {e}");
         }
-        // The step's seven m³ factorisations put a 256-example prompt above the step-cost
-        // cap at any V; 128 examples reach the data limit (2,006 rows) below the cap.
-        assert!(ricl(128, 4, 2006).check_limits(&limits()).is_ok());
-        let e = ricl(256, 4, 16).check_limits(&limits()).unwrap_err();
-        assert!(matches!(e, TaskError::TooCostly { .. }), "256x16: {e}");
+        // The step's seven m³ factorisations put the largest prompts above the step-cost
+        // cap: at the cap 128 examples take 1,317 validation rows, 256 none.
+        assert!(ricl(128, 4, 1317).check_limits(&limits()).is_ok());
+        for (m, v) in [(128, 1318), (256, 16)] {
+            let e = ricl(m, 4, v).check_limits(&limits()).unwrap_err();
+            assert!(matches!(e, TaskError::TooCostly { .. }), "{m}x{v}: {e}");
+        }
         let s = TaskSpec { reg_lambda: 0.0, ..ricl(64, 4, 256) };
         assert!(matches!(s.check_limits(&limits()), Err(TaskError::BadValue { .. })));
         // Ricl data for a softmax task and softmax data for a ricl task.

@@ -14,9 +14,7 @@ use crate::cli::testnet::demo_spec;
 use crate::compute::attention::{AttentionSynthetic, Kernel};
 use crate::compute::det;
 use crate::compute::problem::{Params, Problem, SolveOpts, Transcript};
-use crate::compute::ricl::{
-    Level, RICL_LM_CANDIDATES, RICL_TICKET_RULE, RiclStepRule, RiclSynthetic, projected_gradient,
-};
+use crate::compute::ricl::{Level, RICL_TICKET_RULE, RiclStepRule, RiclSynthetic, projected_gradient};
 use crate::compute::softmax::{StepRule, TICKET_RULE};
 use crate::compute::trajectory::{self, Trajectory};
 use crate::pouw::task::{TaskData, TaskKind, TaskSpec};
@@ -617,6 +615,7 @@ mod tests {
     /// the exact Hessian's candidates the ticket reaches the target at 1.92x.
     #[test]
     fn newton_candidates_cut_the_ricl_tail_where_gauss_newton_alone_crawls() {
+        use crate::compute::ricl::RICL_LM_CANDIDATES;
         let gn_only = RiclStepRule::LmPath { candidates: RICL_LM_CANDIDATES, log2_ratio: 6, newton: 0 };
         let r = measure_ricl(&RICL_SHAPES[3], &[RICL_TICKET_RULE, gn_only]).unwrap();
         let (ticket, gn) = (&r.rows[0].t, &r.rows[1].t);

@@ -77,7 +77,7 @@ pub fn residual_ridge_scale(objective: f64, b_norm2: f64) -> f64 {
 /// Fixed per-step overhead in priced flops (allocations of the per-block buffers, the
 /// transcript's SHA-256, the random streams' set-up), per kernel `[softmax, linear]`;
 /// fitted with [`ATTN_CLASS_WEIGHTS_16`].
-pub const ATTN_STEP_OVERHEAD_FLOPS: [u64; 2] = [471_635, 379_081];
+pub const ATTN_STEP_OVERHEAD_FLOPS: [u64; 2] = [627_638, 425_677];
 
 /// Everything the price of a step depends on, known from a task spec before any data is
 /// built.
@@ -180,18 +180,19 @@ pub fn attention_flop_classes(shape: &AttentionShape) -> AttnFlopClasses {
 
 /// Calibrated weights of the flop classes, in sixteenths of a priced flop, per kernel
 /// `[softmax, linear]`: fitted so that every attention case of `gradientcoin bench cost`
-/// replays at the softmax family's median µs per mWU (release build, AMD EPYC,
-/// 2026-12-02, `bench cost --reps 10`: spread 1.05 over the softmax-kernel cases, 1.07
-/// over the linear ones, 1.43 over the whole sweep). The kernels get their own weights:
-/// the softmax kernel's elementwise passes stream `ROW_BLOCK x n` blocks, the linear
-/// kernel's run over `n x d` rows, at different speeds per flop. The exponentials and the
-/// elementwise passes around them come in a fixed ratio, so the fit cannot split them:
-/// the `exp` weight is held at one priced flop per counted flop. The fit put the linear
-/// kernel's gemm weight at 0 (its gemms grow with the elementwise and factor work on every
-/// admissible shape); it is held at 1/16.
+/// replays at the softmax family's median µs per mWU (`scripts/fit_cost.sh 20 attention 2`,
+/// release build, AMD EPYC, 2026-12-03, after the SIMD Cholesky: within 1.02x of that
+/// rate over the softmax-kernel cases, 1.06x over the linear ones; the fit puts the
+/// softmax kernel's per-row weight at 0). The kernels get their
+/// own weights: the softmax kernel's elementwise passes stream `ROW_BLOCK x n` blocks, the
+/// linear kernel's run over `n x d` rows, at different speeds per flop. The exponentials
+/// and the elementwise passes around them come in a fixed ratio, so the fit cannot split
+/// them: the `exp` weight is held at one priced flop per counted flop. The linear
+/// kernel's gemm weight is held at 1/16 (its gemms grow with the elementwise and factor
+/// work on every admissible shape, and a free fit puts it at 0).
 pub const ATTN_CLASS_WEIGHTS_16: [AttnFlopClasses; 2] = [
-    AttnFlopClasses { transcendental: 16, elementwise: 781, gemm: 11, factor: 69, rows: 2_624 },
-    AttnFlopClasses { transcendental: 16, elementwise: 987, gemm: 1, factor: 73, rows: 9_765 },
+    AttnFlopClasses { transcendental: 16, elementwise: 1_200, gemm: 2, factor: 97, rows: 0 },
+    AttnFlopClasses { transcendental: 16, elementwise: 1_295, gemm: 1, factor: 96, rows: 24_503 },
 ];
 
 /// The price of one step of this shape in mWU: the flop classes weighted by the kernel's

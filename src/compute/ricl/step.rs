@@ -5,36 +5,42 @@
 //! matrix `JacᵀJac/V`; then the projected Levenberg–Marquardt path: for each of the
 //! [`RICL_LM_CANDIDATES`] shifts `μ_j = μ₀·64^j` (`μ₀ = 1e-6·tr(JacᵀJac/V)/m` scaled by the
 //! seed's damping level, tag 11, the softmax family's [`damping`]) the full step `θ −
-//! (JacᵀJac/V + (λ + μ_j)I)⁻¹∇J`, clamped onto the box and evaluated; the lowest value
-//! below the start's is taken. [R] SOLVERS.md §2.2's "LM steps with the GN system", with
-//! the accept/reject loop over `μ` replaced by a fixed set of shifts so the work is
-//! constant; the smallest shift is the Gauss–Newton step (LARICL's step when taken from
-//! `θ = 0`).
+//! (JacᵀJac/V + (λ + μ_j)I)⁻¹∇J`, clamped onto the box and evaluated; then the exact
+//! Hessian `H` of the data term ([`RiclProblem::hessian_from`], from the Gauss–Newton
+//! matrix) and, for the [`RICL_NEWTON_CANDIDATES`] smallest shifts, the Newton step `θ −
+//! (H + (λ + μ_j)I)⁻¹∇J`, clamped and evaluated the same way. The lowest value below the
+//! start's is taken. [R] SOLVERS.md §2.2's "LM steps with the GN system", with the
+//! accept/reject loop over `μ` replaced by a fixed set of shifts so the work is constant;
+//! the smallest shift is the Gauss–Newton step (LARICL's step when taken from `θ = 0`).
+//!
+//! `H` is indefinite away from a minimum. Its factorisation
+//! ([`Cholesky::factor_flagged`]) does the same work whatever the matrix: a pivot that is
+//! not positive is replaced and flagged, and the flagged candidate is stepped with a zero
+//! direction and scored `+inf`, so it costs what any candidate costs and is never taken.
 //!
 //! Why this step (`gradientcoin bench mining --only ricl`, counted flops of chained
 //! tickets from `θ = 0` to `1e-14` of the way back from the off-chain solve's score,
 //! 2026-12-03, eleven shapes: the paper's biased prompt on eight seeds, its balanced one on
-//! two, a 128-example prompt): 4 shifts a factor 64 apart and 6 shifts a factor 16 apart
-//! reach 10 of the 11 targets, at 0.37–8.1x and 0.23–7.8x the solve's flops (medians 2.3x
-//! and 1.7x); four factorisations price lower, so the admission domain is wider, and the
-//! two are within the measurement's spread (a change of the step's bits moved single
-//! shapes by 2–5x). 3 shifts x256 reach 9, 2 shifts x4096 reach 2, and the paper's
-//! gradient descent as a ticket (6 step lengths x4) 1. The eleventh shape (seed 3) ends
-//! every rule in another local minimum than the solve's (projected |∇J| 1e-10, `J` 3%
-//! above the solve's): the objective is not convex.
-//!
-//! Not yet at DESIGN.md §3.4's 1.5x: the off-chain solve switches to the exact Hessian
-//! in its tail, where Gauss–Newton converges only linearly on a non-zero residual (0.94
-//! per iteration at `m = 256, V = 4096`), and the ticket does not. A ticket with Newton
-//! candidates needs a factorisation that does the same work when the Hessian is
-//! indefinite; it is the next step.
+//! two, a 128-example prompt): 4 Gauss–Newton shifts a factor 64 apart with 3 Newton
+//! candidates reach 10 of the 11 targets at 0.87–2.01x the solve's flops (median 1.33x).
+//! With 2 Newton candidates the worst is 2.32x, with 1 2.52x, and without any 7.97x:
+//! near a minimum Gauss–Newton converges only linearly on a non-zero residual, as the
+//! off-chain solve's Newton tail showed (0.94 per iteration at `m = 256, V = 4096`). Other
+//! shift ratios (4x32, 4x128, 5x16, 3x256, all with Newton candidates) reach fewer targets
+//! or need 2.5–35x on some; the paper's gradient descent as a ticket reaches 1. The
+//! eleventh shape (seed 3) ends every rule of this family in another local minimum than
+//! the solve's (projected |∇J| 1e-10, `J` 3% above the solve's): the objective is not
+//! convex. Single shapes move by up to 2x when the step's bits change, so the ranking of
+//! close rules is within the noise; the rules far apart are not.
 //!
 //! # Consensus
 //! The transcript absorbs, in this order: the perturbed iterate's objective, its
-//! gradient, then for each candidate its direction and its objective (`+inf` when its
-//! evaluation failed), and the chosen candidate's index ([`RICL_LM_CANDIDATES`] when
-//! none is below the start and the output is the perturbed iterate). Every stage always
-//! runs; a non-finite value or a failed factorisation is an error, never a cheap output.
+//! gradient, then for each candidate (the Gauss–Newton ones, then the Newton ones) its
+//! direction and its objective (`+inf` when its evaluation or its factorisation failed),
+//! and the chosen candidate's index ([`RiclStepRule::candidates`] when none is below the
+//! start and the output is the perturbed iterate). Every stage always runs; a non-finite
+//! value, or a failed factorisation of the Gauss–Newton matrix (positive definite by
+//! construction), is an error, never a cheap output.
 
 use super::RiclProblem;
 use super::objective::Level;
@@ -207,18 +213,18 @@ pub fn rule_flop_classes(rule: RiclStepRule, shape: &RiclShape) -> RiclFlopClass
 
 /// Fixed per-step overhead in priced flops (allocations, the transcript's SHA-256, the
 /// random streams' set-up), fitted with [`RICL_CLASS_WEIGHTS_16`].
-pub const RICL_STEP_OVERHEAD_FLOPS: u64 = 276_385;
+pub const RICL_STEP_OVERHEAD_FLOPS: u64 = 275_643;
 
 /// Calibrated weights of the flop classes, in sixteenths of a priced flop: fitted so that
 /// every ricl case of `gradientcoin bench cost` replays at the softmax family's median µs
-/// per mWU (`scripts/fit_cost.sh 20 ricl`; release build, AMD EPYC, 2026-12-03: every
-/// ricl case within 1.11x of that rate, spread 1.23 over them). An evaluation takes only
+/// per mWU (`scripts/fit_cost.sh 20 ricl 2`; release build, AMD EPYC, 2026-12-03: every
+/// ricl case within 1.15x of that rate, spread 1.33 over them). An evaluation takes only
 /// `m` exponentials (the scores' are computed once per task), too few for the fit to see:
 /// their weight is held at a `libm` `exp`'s measured 16 ns. The elementwise passes (a
-/// product and a division per weight) cost 28 priced flops per counted flop, the
-/// Cholesky factorisations 35 (scalar, column by column).
+/// product and a division per weight) cost 26 priced flops per counted flop, the
+/// Cholesky factorisations 7 (SIMD across the rows of a column, `det::kernels`).
 pub const RICL_CLASS_WEIGHTS_16: RiclFlopClasses =
-    RiclFlopClasses { transcendental: 260, elementwise: 329, gemm: 4, factor: 80 };
+    RiclFlopClasses { transcendental: 260, elementwise: 422, gemm: 10, factor: 106 };
 
 /// The price of one step of this shape in mWU: the flop classes weighted by
 /// [`RICL_CLASS_WEIGHTS_16`], plus the fixed overhead, rounded up. Integer arithmetic only.

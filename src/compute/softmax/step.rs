@@ -75,7 +75,7 @@ pub const PERTURB_FLOOR_OF_BOX: f64 = 1.0 / 1024.0;
 /// Fixed per-step overhead in priced flops (allocation, the transcript's SHA-256, the
 /// random streams' set-up), added to every step's price so small shapes pay for it;
 /// fitted with [`CLASS_WEIGHTS_16`].
-pub const STEP_OVERHEAD_FLOPS: u64 = 94_919;
+pub const STEP_OVERHEAD_FLOPS: u64 = 105_152;
 
 /// Everything the cost of a step depends on: known from a task spec before any data is
 /// built, so admission can refuse an over-priced task cheaply.
@@ -167,12 +167,16 @@ pub fn step_flops(shape: &StepShape) -> u64 {
 /// Calibrated weights of the flop classes, in sixteenths of a priced flop (a flop of the
 /// Gauss–Newton Gram is 16): fitted to minimise the spread of replay time per mWU over the
 /// sweep of `gradientcoin bench cost --classes` (release build with the binary's mimalloc
-/// allocator, AMD EPYC, 2026-12-02, `scripts/fit_cost.sh 20`: spread 1.26 on the fitted
-/// sweep). The counted-flop formula itself stays unweighted. The fit is ill-conditioned
-/// (several classes grow together with n·d; the elementwise weight absorbs the per-row
-/// memory passes), so the weights are a good price, not a measurement of each class.
+/// allocator, AMD EPYC, 2026-12-03, after the SIMD Cholesky: `scripts/fit_cost.sh 20
+/// softmax 3`, each case at its fastest of three sweeps, spread 1.43 on them). The fit
+/// cannot go lower: the softmax kind replays up to 1.4x slower than the ResNet kind on
+/// shapes with the same flops by class (32x2, 256x8, 64x16), and both share the weights.
+/// The counted-flop formula itself stays unweighted. The fit is ill-conditioned (several
+/// classes grow together with n·d; the elementwise weight absorbs the per-row memory
+/// passes; single sweeps put the factor weight anywhere from 17 to 134), so the weights are
+/// a good price, not a measurement of each class.
 pub const CLASS_WEIGHTS_16: FlopClasses =
-    FlopClasses { transcendental: 310, elementwise: 23, level2: 45, gram: 16, factor: 23 };
+    FlopClasses { transcendental: 427, elementwise: 2, level2: 65, gram: 16, factor: 134 };
 
 /// The price of one step of this shape in mWU: the flop classes weighted by
 /// [`CLASS_WEIGHTS_16`], plus the fixed overhead, rounded up. Integer arithmetic only.
