@@ -7,9 +7,9 @@
 //! are the example weights (`θ = 0` is plain ICL). The parameters are `θ ∈ R^m`; the
 //! objective is the loss on an unbiased validation set `J(θ) = (1/2V) Σ_v r_v² + (λ/2)
 //! ||θ||²`, `r_v = ŷ(q_v; θ) − y_v` (§2.2). By concern: [`objective`] (predictor, value,
-//! gradient, Jacobian, Gauss–Newton matrix), [`step`] (the mining step and its price),
-//! [`solve`] (RICL by Levenberg–Marquardt or by the paper's gradient descent with Armijo
-//! steps, LARICL in closed form, and the fine-tuning baseline), [`synthetic`] (the seeded
+//! gradient, Jacobian, Gauss–Newton matrix, exact Hessian), [`step`] (the mining step and
+//! its price), [`solve`] (RICL by Levenberg–Marquardt or by the paper's gradient descent
+//! with Armijo steps, LARICL in closed form, and the fine-tuning baseline), [`synthetic`] (the seeded
 //! numerical dataset of §2.5). Everything a step, a certificate or a cost computes goes
 //! through `compute::det`. Owns no I/O.
 //!
