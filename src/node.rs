@@ -74,6 +74,13 @@ pub enum NodeError {
     Stopped,
 }
 
+/// The latest mock time `dev_setMockTime` accepts: 9999-12-31T23:59:59Z. A block's time
+/// must exceed its parent's median time past and stay within the clock plus the future
+/// drift; a clock near `u64::MAX` saturates both sums, and a chain mined there could never
+/// be extended (each block must be later than the last). Bitcoin Core bounds its mock
+/// time the same way.
+pub const MAX_MOCK_TIME: u64 = 253_402_300_799;
+
 /// Refusals of what a peer or an RPC caller offered carry the chain's and the mempool's
 /// classes; a request the node refuses on its own terms (a bad argument, a missing
 /// object, the wrong network, an unusable wallet request) is the asker's; the store, the
@@ -890,6 +897,11 @@ impl Node {
         if self.chain.params().network != crate::chain::Network::Dev {
             return Err(NodeError::DevOnly("dev_setMockTime"));
         }
+        if let Some(t) = t.filter(|&t| t > MAX_MOCK_TIME) {
+            return Err(NodeError::Invalid(format!(
+                "mock time {t} is past {MAX_MOCK_TIME} (9999-12-31T23:59:59Z), the latest the block time rules accept"
+            )));
+        }
         self.mock_time = t;
         self.refresh_mining();
         Ok(())
@@ -995,6 +1007,32 @@ mod tests {
         assert!(info.blocks_found > 10, "{info:?}");
         assert_eq!(info.blocks_refused, 0, "no find was refused as too early: {info:?}");
         node.mining_stop().await.unwrap();
+        drop(node);
+        thread.join().unwrap();
+    }
+
+    /// Regression: `dev_setMockTime [18446744073709551615]` left the chain unable to
+    /// extend itself (issue 12). The time is bounded; at the bound blocks are still mined.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mock_time_past_the_year_9999_is_refused_and_the_bound_still_mines() {
+        let (_dir, node, thread) = start();
+        for t in [u64::MAX, MAX_MOCK_TIME + 1] {
+            let err = node.set_mock_time(Some(t)).await.unwrap_err();
+            assert!(matches!(err, NodeError::Invalid(_)), "{err}");
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "mock time {t} is past 253402300799 (9999-12-31T23:59:59Z), the latest the block time rules accept"
+                )
+            );
+        }
+        node.set_mock_time(Some(MAX_MOCK_TIME)).await.unwrap();
+        let mined = node.generate(3, None).await.unwrap();
+        assert_eq!(mined.len(), 3);
+        let last = node.block(BlockId::Hash(mined[2])).await.unwrap();
+        assert!(last.header.time >= MAX_MOCK_TIME, "{}", last.header.time);
+        let more = node.generate(2, None).await.unwrap();
+        assert_eq!(node.tip().await.unwrap().hash, more[1], "the chain keeps extending at the bound");
         drop(node);
         thread.join().unwrap();
     }

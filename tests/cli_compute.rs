@@ -161,6 +161,23 @@ fn bad_data_files_are_one_line_errors_with_exit_code_1() {
     assert!(run(&["compute", "run", "--data", &good_a, "--target", &good_b]).status.success());
 }
 
+/// Regression (issue 12): `--synthetic n=100000,d=100000` aborted on a failed allocation
+/// (exit 134) and `n = d = 2^32 − 1` panicked (exit 101). Sizes are checked against the
+/// machine's available memory before anything is allocated.
+#[test]
+fn a_problem_too_large_for_memory_is_one_line_error_before_any_allocation() {
+    for (kind, synthetic) in [
+        ("softmax", "n=100000,d=100000"),
+        ("resnet_softmax", "n=4294967295,d=4294967295"),
+        ("attention", "n=1000000,d=8"),
+        ("ricl", "m=4000000,d=4,v=4000000"),
+    ] {
+        let o = run(&["compute", "run", "--kind", kind, "--synthetic", synthetic]);
+        assert_one_line_error(&o, 1, "GiB of memory (the data and the solver's matrices); this machine has");
+        assert!(stderr(&o).contains(&format!("synthetic {synthetic}")), "{kind}: {}", stderr(&o));
+    }
+}
+
 #[test]
 fn usage_errors_exit_with_code_2() {
     for args in [

@@ -150,6 +150,60 @@ impl SyntheticArg {
     }
 }
 
+/// Memory `compute run` may plan to use when `/proc/meminfo` cannot be read: 64 GiB.
+const FALLBACK_MEMORY_BYTES: u64 = 64 << 30;
+
+/// The memory this machine has available now (`MemAvailable` in `/proc/meminfo`), or
+/// [`FALLBACK_MEMORY_BYTES`] where that is not readable.
+fn available_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemAvailable:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(FALLBACK_MEMORY_BYTES, |kib| kib.saturating_mul(1024))
+}
+
+/// Refuses a problem whose data and solver matrices would not fit in memory, before any of
+/// it is allocated (an allocation that fails aborts the process). `values` is an estimate
+/// of the `f64`s the data and the solve hold at once, computed without overflow.
+fn check_fits(what: &str, values: u128) -> anyhow::Result<()> {
+    let bytes = values.saturating_mul(8);
+    let available = available_memory();
+    if bytes > u128::from(available) {
+        let gib = |b: u128| b as f64 / f64::from(1u32 << 30);
+        bail!(
+            "{what} needs about {:.1} GiB of memory (the data and the solver's matrices); this machine has {:.1} GiB available",
+            gib(bytes),
+            gib(u128::from(available))
+        );
+    }
+    Ok(())
+}
+
+/// `f64`s a softmax-family solve holds: the data and its row-scaled copies (`n x d`), the
+/// Hessian, its factor and the step's `d x d` work, the row vectors.
+fn softmax_values(n: usize, d: usize) -> u128 {
+    let (n, d) = (n as u128, d as u128);
+    4 * n * d + 6 * d * d + 8 * n
+}
+
+/// `f64`s an attention solve holds: the three `n x d` matrices and their products, the
+/// softmax kernel's `n x n` scores, the `2d² x 2d²` normal matrix and its factor.
+fn attention_values(n: usize, d: usize) -> u128 {
+    let (n, d) = (n as u128, d as u128);
+    let p = 2 * d * d;
+    6 * n * d + 4 * n * n + 4 * p * p
+}
+
+/// `f64`s a ricl solve holds: the inputs, the `V x m` scores, exponentials, weights and
+/// Jacobian (and their copies), the `m x m` matrices and factors.
+fn ricl_values(m: usize, d: usize, v: usize, test: usize) -> u128 {
+    let (m, d, v, t) = (m as u128, d as u128, v as u128, test as u128);
+    (m + v + t) * (d + 1) + d * d + 8 * v * m + t * m + 8 * m * m
+}
+
 /// Arguments of `compute run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -510,11 +564,12 @@ fn build_ricl(args: &RunArgs) -> anyhow::Result<Built> {
         }
         None => {
             let syn = args.synthetic.clone().unwrap_or_default().ricl()?;
-            let (p, data) = syn.problem(reg).context("synthetic data")?;
             let src = format!(
                 "synthetic m={},d={},v={},seed={},flip={},test={}",
                 syn.m, syn.d, syn.v, syn.seed, syn.flip, syn.test
             );
+            check_fits(&src, ricl_values(syn.m, syn.d, syn.v, syn.test))?;
+            let (p, data) = syn.problem(reg).context("synthetic data")?;
             (p, src, (syn.test > 0).then_some((data.xt, data.yt)))
         }
     };
@@ -541,12 +596,14 @@ fn build_attention(args: &RunArgs) -> anyhow::Result<Built> {
             let s =
                 args.synthetic.clone().unwrap_or_default().softmax(Synthetic { n: 128, d: 6, seed: 1, scale: 1.0 })?;
             let syn = AttentionSynthetic { n: s.n, d: s.d, seed: s.seed, scale: s.scale };
-            let p = syn.generate(kernel).context("synthetic data")?;
             let src = format!("synthetic n={},d={},seed={},scale={}", s.n, s.d, s.seed, s.scale);
+            check_fits(&src, attention_values(s.n, s.d))?;
+            let p = syn.generate(kernel).context("synthetic data")?;
             (p.a1, p.a2, p.a3, p.b, src, Some(p.x_star))
         }
     };
     let rows = a1.rows();
+    check_fits(&source, attention_values(rows, a1.cols()))?;
     let problem = AttentionProblem::new(kernel, a1, a2, a3, b, reg).context("invalid task")?;
     let solver = match args.solver {
         SolverArg::Alternating => AttentionSolver::Alternating,
@@ -579,7 +636,9 @@ fn build(args: &RunArgs) -> anyhow::Result<Built> {
             if b.len() != a.rows() {
                 bail!("{} has {} values but {} has {} rows", b_path.display(), b.len(), a_path.display(), a.rows());
             }
-            (a, b, format!("{} + {}", a_path.display(), b_path.display()), None, None)
+            let source = format!("{} + {}", a_path.display(), b_path.display());
+            check_fits(&source, softmax_values(a.rows(), a.cols()))?;
+            (a, b, source, None, None)
         }
         _ => {
             let syn = args.synthetic.clone().unwrap_or_default().softmax(Synthetic {
@@ -588,8 +647,9 @@ fn build(args: &RunArgs) -> anyhow::Result<Built> {
                 seed: 1,
                 scale: 0.5,
             })?;
-            let (a, b, xs) = syn.generate(phi).context("synthetic data")?;
             let src = format!("synthetic n={},d={},seed={},scale={}", syn.n, syn.d, syn.seed, syn.scale);
+            check_fits(&src, softmax_values(syn.n, syn.d))?;
+            let (a, b, xs) = syn.generate(phi).context("synthetic data")?;
             (a, b, src, Some(xs), Some(syn))
         }
     };
